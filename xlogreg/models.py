@@ -1,0 +1,73 @@
+"""The linear model: raw scores, targets, the penalized objective and its gradient.
+
+Rows layout (one example per row, as scikit-learn): ``X`` is ``(m, n)``, the
+weights ``W`` are ``(n, k)`` and the intercept ``b`` is ``(k,)``, with ``k = 1`` for
+two classes (sigmoid) and ``k = n_classes`` for more (softmax). The slides' columns
+layout is the transpose: their ``w.T @ X`` is our ``X @ W``; ``dZ = A - Y`` is the
+same in both.
+
+The objective, with sample weights ``s`` (all ones by default) and ``S = sum(s)``::
+
+    J(W, b) = sum_i s_i L(z_i, y_i) / S  +  alpha / 2 * ||W||^2,  alpha = 1 / (C S)
+
+which has the same minimizer as scikit-learn's ``C * sum_i s_i L_i + ||W||^2 / 2``
+(the intercept is not penalized).
+"""
+
+from __future__ import annotations
+
+from array_api_compat import array_namespace
+
+from .losses import binary_loss_and_dz, multinomial_loss_and_dz
+
+__all__ = ["encode_targets", "loss_and_gradient", "objective", "raw_score"]
+
+
+def raw_score(X, W, b, xp=None):
+    """``Z = X @ W + b``: broadcasting adds ``b`` to every row."""
+    xp = array_namespace(X, W) if xp is None else xp
+    return xp.matmul(X, W) + b
+
+
+def encode_targets(y_index, n_classes, dtype, xp=None):
+    """Class indices ``(m,)`` -> targets: ``(m, 1)`` of 0/1 for two classes, one-hot
+    ``(m, n_classes)`` for more."""
+    xp = array_namespace(y_index) if xp is None else xp
+    column = xp.reshape(y_index, (-1, 1))
+    if n_classes == 2:
+        return xp.astype(column == 1, dtype)
+    classes = xp.reshape(xp.arange(n_classes, dtype=y_index.dtype), (1, -1))
+    return xp.astype(column == classes, dtype)
+
+
+def loss_and_gradient(X, Y, W, b, scale, alpha, sample_weight=None, xp=None):
+    """Data loss and gradient of one batch, vectorized: the slides' step.
+
+    Returns ``(loss, dW, db)`` with ``loss = scale * sum_i s_i L_i`` (a 0-d array,
+    left on the device), ``dW = scale * X.T @ (s * dZ) + alpha * W`` and
+    ``db = scale * sum_i s_i dZ_i``. With ``scale = 1 / S`` over all rows this is the
+    gradient of the data term of ``J``; a mini-batch of ``nb`` rows uses
+    ``scale = 1 / (nb * mean(s))`` so that its gradient is unbiased.
+    """
+    xp = array_namespace(X, W) if xp is None else xp
+    Z = xp.matmul(X, W) + b
+    if W.shape[1] == 1:
+        loss, dZ = binary_loss_and_dz(Z, Y, xp)
+        loss = xp.reshape(loss, (-1,))
+    else:
+        loss, dZ = multinomial_loss_and_dz(Z, Y, xp)
+    if sample_weight is not None:
+        loss = loss * sample_weight
+        dZ = dZ * xp.reshape(sample_weight, (-1, 1))
+    dW = xp.matmul(X.T, dZ) * scale
+    if alpha:
+        dW = dW + alpha * W
+    return xp.sum(loss) * scale, dW, xp.sum(dZ, axis=0) * scale
+
+
+def objective(X, Y, W, b, alpha, sample_weight=None, xp=None):
+    """Penalized objective ``J`` and its exact gradient ``(J, dW, db)`` on all rows."""
+    xp = array_namespace(X, W) if xp is None else xp
+    total = X.shape[0] if sample_weight is None else xp.sum(sample_weight)
+    loss, dW, db = loss_and_gradient(X, Y, W, b, 1.0 / total, alpha, sample_weight, xp)
+    return loss + 0.5 * alpha * xp.sum(W * W), dW, db

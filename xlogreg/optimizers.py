@@ -1,0 +1,195 @@
+"""Gradient descent: one loop, parameterized by the batch size.
+
+``batch_size=None`` (or ``>= m``) is batch gradient descent, ``1`` is stochastic
+gradient descent, anything between is mini-batch: the slides' three forms are one
+loop here, not three.
+
+The loop never copies a value to the host per step: the epoch loss is accumulated
+on the device, and the losses of several epochs are brought back together, at least
+every ``SYNC_STEPS`` steps. Stopping decisions are therefore made up to a few epochs
+late in full-batch training; ``n_iter_`` and ``loss_curve_`` report every epoch run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .models import loss_and_gradient
+
+__all__ = ["GDResult", "LearningRate", "SCHEDULES", "gradient_descent"]
+
+SCHEDULES = ("constant", "invscaling", "adaptive")
+SYNC_STEPS = 32
+
+
+class LearningRate:
+    """The step size at update ``t`` (counted from 0 over the model's life).
+
+    ``constant``: ``eta0``. ``invscaling``: ``eta0 / (t + 1) ** power_t``.
+    ``adaptive``: ``eta0`` until ``n_iter_no_change`` epochs pass without progress,
+    then divided by 5 each time, as scikit-learn's ``SGDClassifier`` does.
+    """
+
+    def __init__(self, kind="constant", eta0=0.1, power_t=0.5, eta=None):
+        if kind not in SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {kind!r}; valid ones are {SCHEDULES}")
+        self.kind, self.eta0, self.power_t = kind, eta0, power_t
+        self.eta = eta0 if eta is None else eta
+
+    def __call__(self, t: int) -> float:
+        if self.kind == "invscaling":
+            return self.eta0 / (t + 1) ** self.power_t
+        return self.eta
+
+    def plateau(self) -> bool:
+        """React to a plateau: ``True`` to keep training (the rate was cut)."""
+        if self.kind == "adaptive" and self.eta > 1e-6:
+            self.eta /= 5.0
+            return True
+        return False
+
+
+@dataclass
+class GDResult:
+    W: object
+    b: object
+    t: int
+    n_epochs: int = 0
+    converged: bool = False
+    loss_curve: list = field(default_factory=list)
+    validation_scores: list = field(default_factory=list)
+
+
+def _predict_index(Z, xp):
+    if Z.shape[1] == 1:
+        return xp.astype(Z[:, 0] >= 0, xp.int64)
+    return xp.argmax(Z, axis=1)
+
+
+def gradient_descent(
+    backend,
+    X,
+    Y,
+    W,
+    b,
+    *,
+    schedule,
+    alpha,
+    sample_weight=None,
+    batch_size=None,
+    max_epochs=1,
+    tol=None,
+    n_iter_no_change=5,
+    shuffle=True,
+    rng=None,
+    fit_intercept=True,
+    t0=0,
+    validation=None,
+    verbose=False,
+):
+    """Train ``(W, b)`` on device arrays ``X (m, n)``, ``Y (m, k)``; returns a GDResult.
+
+    Stops when, for ``n_iter_no_change`` epochs in a row, the epoch loss has not gone
+    below the best by ``tol`` (or, with ``validation=(Xv, yv_index, sv)``, the
+    validation accuracy has not gone above the best by ``tol``); ``adaptive`` first
+    divides the rate by 5. With validation the best-scoring parameters are returned.
+    A loss that turns NaN or infinite raises ``FloatingPointError``.
+    """
+    xp = backend.xp
+    m = X.shape[0]
+    bs = m if batch_size is None else min(batch_size, m)
+    steps = math.ceil(m / bs)
+    sync_every = max(1, math.ceil(SYNC_STEPS / steps))
+    mean_w = 1.0 if sample_weight is None else float(xp.mean(sample_weight))
+    total_w = m * mean_w
+    result = GDResult(W, b, t0)
+    best_loss, best_score, best = math.inf, -math.inf, None
+    stall, pending = 0, []
+
+    bar = None
+    if verbose:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_epochs, unit="epoch", leave=False)
+    try:
+        for epoch in range(max_epochs):
+            Xe, Ye, se = X, Y, sample_weight
+            if shuffle and bs < m:
+                # one shuffled copy per epoch, so each step reads a contiguous slice
+                perm = backend.permutation(rng, m)
+                Xe, Ye = xp.take(X, perm, axis=0), xp.take(Y, perm, axis=0)
+                if se is not None:
+                    se = xp.take(se, perm, axis=0)
+            # sum_i s_i L_i plus the penalty at the start of the epoch, times S
+            total = (0.5 * alpha * total_w) * xp.sum(W * W)
+            for start in range(0, m, bs):
+                stop = min(start + bs, m)
+                batch_w = (stop - start) * mean_w
+                loss, dW, db = loss_and_gradient(
+                    Xe[start:stop, ...],
+                    Ye[start:stop, ...],
+                    W,
+                    b,
+                    1.0 / batch_w,
+                    alpha,
+                    None if se is None else se[start:stop],
+                    xp,
+                )
+                total = total + loss * batch_w
+                eta = schedule(result.t)
+                W = W - eta * dW
+                if fit_intercept:
+                    b = b - eta * db
+                result.t += 1
+            score = None
+            if validation is not None:
+                Xv, yv, sv = validation
+                hit = xp.astype(_predict_index(xp.matmul(Xv, W) + b, xp) == yv, X.dtype)
+                score = xp.mean(hit) if sv is None else xp.sum(hit * sv) / xp.sum(sv)
+            pending.append((total / total_w, score, W, b))
+            if len(pending) < sync_every and epoch + 1 < max_epochs:
+                continue
+            losses = backend.to_numpy(xp.stack([p[0] for p in pending]))
+            scores = None
+            if validation is not None:
+                scores = backend.to_numpy(xp.stack([p[1] for p in pending]))
+            for i, (_, _, W_i, b_i) in enumerate(pending):
+                loss_i = float(losses[i])
+                result.n_epochs += 1
+                if not math.isfinite(loss_i):
+                    raise FloatingPointError(
+                        f"gradient descent diverged at epoch {result.n_epochs}: the loss "
+                        f"became {loss_i}. learning_rate={schedule.eta0:g} is too large "
+                        "for this data; use a smaller learning_rate (e.g. "
+                        f"{schedule.eta0 / 10:g}) or standardize the features"
+                    )
+                result.loss_curve.append(loss_i)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_i:.6g}")
+                if scores is not None:
+                    score_i = float(scores[i])
+                    result.validation_scores.append(score_i)
+                    improved = score_i > best_score + (tol or 0.0)
+                    if score_i > best_score:
+                        best_score, best = score_i, (W_i, b_i)
+                else:
+                    improved = loss_i < best_loss - (tol or 0.0)
+                    best_loss = min(best_loss, loss_i)
+                if tol is None or result.converged:
+                    continue  # epochs run past the stop still count, and are reported
+                stall = 0 if improved else stall + 1
+                if stall >= n_iter_no_change:
+                    if schedule.plateau():
+                        stall = 0
+                    else:
+                        result.converged = True
+            pending.clear()
+            if result.converged:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    result.W, result.b = (W, b) if best is None else best
+    return result
