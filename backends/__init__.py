@@ -125,8 +125,11 @@ def input_kind(x) -> str:
         return "cupy"
     if array_api_compat.is_numpy_array(x) or not array_api_compat.is_array_api_obj(x):
         return "numpy"
-    if array_api_compat.is_array_api_strict_namespace(array_api_compat.array_namespace(x)):
-        return "array_api_strict"
+    try:
+        if array_api_compat.is_array_api_strict_namespace(array_api_compat.array_namespace(x)):
+            return "array_api_strict"
+    except (TypeError, AttributeError):
+        pass
     raise TypeError(
         f"unsupported array type {type(x).__module__}.{type(x).__qualname__}; "
         "pass a NumPy or CuPy array (convert other libraries' arrays first)"

@@ -1,0 +1,158 @@
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import backends
+from backends import _cupy
+
+
+def test_aliases_resolve_to_canonical_names():
+    assert backends.canonical_name("cpu") == "numpy"
+    assert backends.canonical_name("numpy") == "numpy"
+    for alias in ("cupy", "cuda", "gpu"):
+        assert backends.canonical_name(alias) == "cupy"
+    assert backends.get_backend("cpu") is backends.get_backend("numpy")
+
+
+def test_unknown_name_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown backend 'tpu'.*auto.*cuda.*numpy"):
+        backends.get_backend("tpu")
+
+
+def test_auto_follows_environment_variable(monkeypatch):
+    monkeypatch.setenv(backends.ENV_VAR, "cpu")
+    assert backends.get_backend("auto").name == "numpy"
+    monkeypatch.setenv(backends.ENV_VAR, "array_api_strict")
+    assert backends.get_backend("auto").name == "array_api_strict"
+    monkeypatch.setenv(backends.ENV_VAR, "tpu")
+    with pytest.raises(ValueError, match="XLOGREG_BACKEND.*unknown backend 'tpu'"):
+        backends.get_backend("auto")
+
+
+def test_auto_without_gpu_is_numpy(monkeypatch):
+    monkeypatch.delenv(backends.ENV_VAR, raising=False)
+    expected = "cupy" if "cupy" in backends.available_backends() else "numpy"
+    assert backends.get_backend("auto").name == expected
+
+
+def test_cupy_not_installed_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` fail
+    with pytest.raises(ImportError, match=r'pip install "xlogreg\[cuda\]"'):
+        _cupy.CupyBackend()
+
+
+def test_cupy_without_device_is_a_different_error(monkeypatch):
+    class CUDARuntimeError(RuntimeError):
+        pass
+
+    def no_device():
+        raise CUDARuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=no_device))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    with pytest.raises(backends.BackendUnavailableError,
+                       match="no usable CUDA device or driver.*cudaErrorNoDevice"):
+        _cupy.CupyBackend()
+
+
+def test_cupy_broken_install_is_reported_as_such(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "cupy":
+            raise ImportError("CuPy failed to load libnvrtc.so.12")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(backends.BackendUnavailableError, match="cannot load CUDA.*libnvrtc"):
+        _cupy.CupyBackend()
+
+
+@pytest.mark.parametrize("module", ["backends", "xlogreg"])
+def test_import_does_not_import_cupy(module):
+    code = (
+        f"import sys, {module}; "
+        "bad = [m for m in ('cupy', 'torch', 'jax') if m in sys.modules]; "
+        "assert not bad, bad; "
+        "assert 'xlogreg' not in sys.modules or " + repr(module) + " == 'xlogreg'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_backends_never_imports_xlogreg():
+    code = (
+        "import sys, backends; b = backends.get_backend('numpy'); b.device_info(); "
+        "assert not any(m.split('.')[0] == 'xlogreg' for m in sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_round_trip_keeps_values_and_dtype(backend):
+    host = np.arange(12, dtype=np.float32).reshape(3, 4)
+    dev = backend.asarray(host)
+    assert backend.owns(dev)
+    back = backend.to_numpy(dev)
+    assert isinstance(back, np.ndarray) and back.dtype == np.float32
+    assert_array_equal(back, host)
+    assert_array_equal(backends.to_numpy(dev), host)
+    backend.synchronize()
+
+
+def test_seeded_permutation(backend):
+    a = backend.to_numpy(backend.permutation(backend.default_rng(7), 50))
+    b = backend.to_numpy(backend.permutation(backend.default_rng(7), 50))
+    c = backend.to_numpy(backend.permutation(backend.default_rng(8), 50))
+    assert_array_equal(np.sort(a), np.arange(50))
+    assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_device_info_names_the_device(backend):
+    info = backend.device_info()
+    assert info["backend"] == backend.name
+    key = "gpu" if backend.name == "cupy" else "cpu"
+    assert isinstance(info[key], str) and info[key]
+
+
+def test_input_kind_and_resolution(backend):
+    x = backend.asarray(np.ones((2, 2)))
+    assert backends.input_kind(x) == backend.name
+    assert backends.input_kind([[1.0]]) == "numpy"
+    assert backends.resolve_backend("auto", x) is backend
+    # host data goes wherever it is asked to
+    assert backends.resolve_backend(backend.name, np.ones(2)) is backend
+
+
+def test_device_array_with_other_backend_says_what_to_do():
+    strict = backends.get_backend("array_api_strict")
+    x = strict.asarray(np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"X is a array_api_strict array but backend='numpy'"):
+        backends.resolve_backend("numpy", x)
+
+
+def test_mixing_namespaces_is_an_error():
+    strict = backends.get_backend("array_api_strict")
+    with pytest.raises(TypeError, match=r"mix array libraries \(X is array_api_strict, y is numpy\)"):
+        backends.resolve_backend("auto", strict.asarray(np.ones((2, 2))), np.ones(2))
+
+
+def test_unsupported_array_library_is_named():
+    class Foreign:
+        def __array_namespace__(self, api_version=None):
+            return types.SimpleNamespace()
+
+    with pytest.raises(TypeError, match="unsupported array type"):
+        backends.input_kind(Foreign())
+
+
+def test_strict_round_trip_values(backend):
+    xp = backend.xp
+    x = backend.asarray(np.linspace(-1, 1, 5))
+    assert_allclose(backend.to_numpy(xp.exp(x)), np.exp(np.linspace(-1, 1, 5)))
