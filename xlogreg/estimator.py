@@ -24,6 +24,7 @@ from .optimizers import SCHEDULES, LearningRate, _predict_index, gradient_descen
 __all__ = ["LogisticRegression"]
 
 _FLOATS = [np.float64, np.float32]
+_PREDICT = object()  # marks a call with no y at all, as opposed to y=None
 
 
 class LogisticRegression(ClassifierMixin, BaseEstimator):
@@ -93,6 +94,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         before each step, otherwise the mean of the mini-batch losses met in the epoch.
     validation_scores_ : list of float or None
         Validation accuracy per epoch with ``early_stopping``.
+    learning_rate_ : float
+        The step size of the last update (lower than ``learning_rate`` after
+        ``invscaling`` or ``adaptive`` cuts).
     backend_ : str
         The backend the last fit ran on.
 
@@ -266,6 +270,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             n_iter_no_change=self.n_iter_no_change, shuffle=self.shuffle, rng=rng,
             fit_intercept=self.fit_intercept, t0=getattr(self, "t_", 0),
             validation=validation, verbose=self.verbose,
+            # a logistic loss stays finite while the weights blow up; far above the
+            # loss of the uniform prediction, log(n_classes), means divergence
+            diverge_above=100 * math.log(n_classes),
         )
         coef, intercept = result.W.T, result.b
         if out_kind == "numpy":
@@ -273,6 +280,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             intercept = backend.to_numpy(intercept)
         self.coef_, self.intercept_ = coef, intercept
         self.t_, self._eta = result.t, schedule.eta
+        self.learning_rate_ = schedule(max(result.t - 1, 0))
         self.n_iter_ = result.n_epochs
         self.loss_curve_ = result.loss_curve
         self.validation_scores_ = result.validation_scores if early_stopping else None
@@ -345,8 +353,14 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         return float(xp.sum(hit * sample_weight) / xp.sum(sample_weight))
 
     # ---------------------------------------------------------------- validation
-    def _check_input(self, X, y=None, sample_weight=None, *, reset):
+    def _check_input(self, X, y=_PREDICT, sample_weight=None, *, reset):
         """Validate before any work; returns the backend and the checked arrays."""
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        if y is _PREDICT:
+            y = None
         backend = backends.resolve_backend(self.backend, X, y, sample_weight)
         if backends.input_kind(X) != "numpy":
             return (backend, *self._check_device_input(X, y, sample_weight, reset))
@@ -369,10 +383,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             )
         if X.shape[0] == 0 or X.shape[1] == 0:
             raise ValueError(f"X is empty: shape {X.shape}")
-        if xp.isdtype(X.dtype, ("integral", "bool")) or X.dtype == xp.float16:
-            X = xp.astype(X, xp.float64)
-        elif not xp.isdtype(X.dtype, "real floating"):
+        if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
             raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
+        if X.dtype not in (xp.float32, xp.float64):  # as validate_data: ints -> float64
+            X = xp.astype(X, xp.float64)
         if not bool(xp.all(xp.isfinite(X))):
             raise ValueError("Input X contains NaN or infinity.")
         if reset:

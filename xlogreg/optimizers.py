@@ -86,6 +86,7 @@ def gradient_descent(
     fit_intercept=True,
     t0=0,
     validation=None,
+    diverge_above=math.inf,
     verbose=False,
 ):
     """Train ``(W, b)`` on device arrays ``X (m, n)``, ``Y (m, k)``; returns a GDResult.
@@ -94,7 +95,8 @@ def gradient_descent(
     below the best by ``tol`` (or, with ``validation=(Xv, yv_index, sv)``, the
     validation accuracy has not gone above the best by ``tol``); ``adaptive`` first
     divides the rate by 5. With validation the best-scoring parameters are returned.
-    A loss that turns NaN or infinite raises ``FloatingPointError``.
+    A loss that turns NaN or infinite, or exceeds ``diverge_above``, raises
+    ``FloatingPointError`` naming the learning rate.
     """
     xp = backend.xp
     m = X.shape[0]
@@ -157,10 +159,10 @@ def gradient_descent(
             for i, (_, _, W_i, b_i) in enumerate(pending):
                 loss_i = float(losses[i])
                 result.n_epochs += 1
-                if not math.isfinite(loss_i):
+                if not loss_i <= diverge_above:  # NaN fails this too
                     raise FloatingPointError(
                         f"gradient descent diverged at epoch {result.n_epochs}: the loss "
-                        f"became {loss_i}. learning_rate={schedule.eta0:g} is too large "
+                        f"became {loss_i:.4g}. learning_rate={schedule.eta0:g} is too large "
                         "for this data; use a smaller learning_rate (e.g. "
                         f"{schedule.eta0 / 10:g}) or standardize the features"
                     )

@@ -1,0 +1,152 @@
+"""Bad input: a clear error naming the problem, raised before any training work."""
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+import xlogreg.estimator
+from xlogreg import LogisticRegression
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Any call into the training loop fails the test: errors must come first."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("training started before the input was rejected")
+
+    monkeypatch.setattr(xlogreg.estimator, "gradient_descent", forbidden)
+
+
+@pytest.fixture
+def data(rng):
+    X = rng.normal(size=(20, 3))
+    return X, (X[:, 0] > 0).astype(int)
+
+
+def _bad(value, where=0):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    X[where, 1] = value
+    return X
+
+
+@pytest.mark.parametrize(
+    "X, y, match",
+    [
+        (_bad(np.nan), None, "Input X contains NaN"),
+        (_bad(np.inf), None, "Input X contains infinity"),
+        (np.zeros(20), None, "Expected 2D array, got 1D array"),
+        (np.zeros((20, 3, 1)), None, "Found array with dim 3"),
+        (np.zeros((0, 3)), np.zeros(0), "0 sample"),
+        (np.zeros((20, 0)), None, "0 feature"),
+        ([["a", "b", "c"]] * 20, None, "could not convert string to float"),
+        (None, np.zeros(19), "inconsistent numbers of samples: \\[20, 19\\]"),
+        (None, np.ones(20), "at least 2 classes.*only one class: 1"),
+        (None, np.ones((1, 20)), "y should be a 1d array, got an array of shape \\(1, 20\\)"),
+        (None, np.ones((20, 2)), "y should be a 1d array"),
+        (None, np.linspace(0, 1, 20), "Unknown label type: continuous"),
+    ],
+)
+def test_bad_data_is_rejected_before_training(X, y, match, data, no_training):
+    X0, y0 = data
+    X = X0 if X is None else X
+    y = y0 if y is None else y
+    with pytest.raises(ValueError, match=match):
+        LogisticRegression(backend="numpy").fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"batch_size": 0}, "'batch_size' parameter .* range \\[1, inf\\)"),
+        ({"batch_size": 2.5}, "'batch_size' parameter"),
+        ({"learning_rate": 0.0}, "'learning_rate' parameter .* range \\(0.0, inf\\)"),
+        ({"learning_rate": -1.0}, "'learning_rate' parameter"),
+        ({"max_epochs": 0}, "'max_epochs' parameter"),
+        ({"C": 0.0}, "'C' parameter"),
+        ({"C": -1.0}, "'C' parameter"),
+        ({"tol": -1e-3}, "'tol' parameter"),
+        ({"n_iter_no_change": 0}, "'n_iter_no_change' parameter"),
+        ({"validation_fraction": 1.0}, "'validation_fraction' parameter"),
+        ({"lr_schedule": "cosine"}, "'lr_schedule' parameter .* among .*'adaptive'.*Got 'cosine'"),
+        ({"backend": "tpu"}, "'backend' parameter .* among (?=.*'cuda')(?=.*'numpy').*Got 'tpu'"),
+    ],
+)
+def test_bad_parameters_are_rejected_before_training(params, match, data, no_training):
+    with pytest.raises(ValueError, match=match):
+        LogisticRegression(**params).fit(*data)
+
+
+def test_negative_sample_weight(data, no_training):
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+        LogisticRegression(backend="numpy").fit(*data, sample_weight=-np.ones(20))
+
+
+def test_early_stopping_needs_validation_rows(no_training):
+    X, y = np.eye(4), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="validation_fraction=0.1 of 4 samples"):
+        LogisticRegression(backend="numpy", early_stopping=True).fit(X, y)
+
+
+def test_predicting_before_fitting(data):
+    for method in ("predict", "predict_proba", "predict_log_proba", "decision_function"):
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            getattr(LogisticRegression(), method)(data[0])
+
+
+def test_wrong_number_of_features_at_predict(data):
+    clf = LogisticRegression(backend="numpy", max_epochs=3, tol=None).fit(*data)
+    with pytest.raises(ValueError, match="X has 2 features, but LogisticRegression is "
+                                         "expecting 3 features"):
+        clf.predict(data[0][:, :2])
+
+
+def test_partial_fit_needs_classes_and_known_labels(data):
+    X, y = data
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        LogisticRegression().partial_fit(X, y)
+    clf = LogisticRegression(backend="numpy").partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ValueError, match="y contains labels not in classes: array\\(\\[2\\]\\)"):
+        clf.partial_fit(X, np.where(y == 1, 2, 0))
+    with pytest.raises(ValueError, match="not the same as on the first call"):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="at least 2 labels"):
+        LogisticRegression().partial_fit(X, np.zeros(20), classes=[0])
+
+
+def test_diverging_run_names_the_learning_rate(data):
+    X, y = data
+    for batch_size in (None, 4):
+        with pytest.raises(FloatingPointError, match="diverged.*learning_rate=1e\\+06 is too"):
+            LogisticRegression(backend="numpy", learning_rate=1e6, batch_size=batch_size,
+                               tol=None, max_epochs=100).fit(X * 1e3, y)
+
+
+def test_device_input_with_host_backend_says_what_to_do(data, no_training):
+    strict = pytest.importorskip("array_api_strict")
+    X, y = data
+    with pytest.raises(ValueError, match="X is a array_api_strict array but backend='numpy'"):
+        LogisticRegression(backend="numpy").fit(strict.asarray(X), strict.asarray(y))
+    with pytest.raises(TypeError, match="mix array libraries"):
+        LogisticRegression().fit(strict.asarray(X), y)
+
+
+@pytest.mark.parametrize(
+    "X, y, match",
+    [
+        ("nan", None, "Input X contains NaN or infinity"),
+        ("1d", None, "Expected a 2-D X"),
+        ("empty", None, "X is empty"),
+        (None, "short", "inconsistent numbers of samples"),
+        (None, "row", "y should be a 1d array"),
+        (None, "float", "Unknown label type: continuous"),
+        (None, "one", "only one class"),
+    ],
+)
+def test_device_arrays_get_the_same_checks(X, y, match, data, no_training):
+    strict = pytest.importorskip("array_api_strict")
+    X0, y0 = data
+    X_ = {"nan": _bad(np.nan), "1d": X0[:, 0], "empty": X0[:0], None: X0}[X]
+    y_ = {"short": y0[:5], "row": y0[None, :], "float": np.linspace(0, 1, 20),
+          "one": np.ones(20), None: y0}[y]
+    with pytest.raises(ValueError, match=match):
+        LogisticRegression().fit(strict.asarray(X_), strict.asarray(y_))
