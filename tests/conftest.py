@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import special
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -55,3 +56,27 @@ def breast_cancer_split():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def sklearn_objective(X, y, coef, intercept, C):
+    """``C * sum_i L_i + ||coef||^2 / 2`` in float64 with SciPy, the form sklearn minimizes."""
+    coef, intercept = np.asarray(coef, np.float64), np.asarray(intercept, np.float64)
+    Z = X @ coef.T + intercept
+    if coef.shape[0] == 1:
+        z = Z[:, 0]
+        losses = -np.where(y == 1, special.log_expit(z), special.log_expit(-z))
+    else:
+        losses = special.logsumexp(Z, axis=1) - Z[np.arange(len(y)), y]
+    return C * losses.sum() + 0.5 * np.sum(coef**2)
+
+
+def _relative_gap(X, y, ours, theirs, C=1.0):
+    J = sklearn_objective(X, y, ours.coef_, ours.intercept_, C)
+    J_ref = sklearn_objective(X, y, theirs.coef_, theirs.intercept_, C)
+    return abs(J - J_ref) / J_ref
+
+
+@pytest.fixture
+def relative_gap():
+    """Relative gap of two fitted models' penalized objectives, computed with SciPy."""
+    return _relative_gap
