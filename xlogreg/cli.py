@@ -1,11 +1,15 @@
-"""Command line: ``xlogreg demo``."""
+"""Command line: ``xlogreg demo`` and ``xlogreg bench``."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import backends
 
@@ -60,6 +64,43 @@ def demo(backend_name: str = "auto", max_epochs: int = 1000, seed: int = 0, out=
     return rows
 
 
+def _bench_dir() -> Path:
+    for candidate in (Path(__file__).resolve().parents[1] / "bench", Path.cwd() / "bench"):
+        if (candidate / "conftest.py").exists():
+            return candidate
+    raise SystemExit("xlogreg bench: no bench/ folder found; run it from a clone of the "
+                     "xlogreg repository")
+
+
+def _machine_tag() -> str:
+    try:
+        name = backends.get_backend("cupy").device_info()["gpu"]
+    except (ImportError, backends.BackendUnavailableError):
+        name = "cpu-" + str(backends.get_backend("numpy").device_info()["cpu"])
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+
+
+def bench(size: str, out: Path | None, extra_args=()) -> int:
+    """Run the benchmark suite at ``size``, save its JSON, render the report."""
+    from .report import render
+
+    out = Path(out) if out else Path("bench") / "results" / _machine_tag()
+    out.mkdir(parents=True, exist_ok=True)
+    result = out / f"{size}.json"
+    env = {**os.environ, "XLOGREG_BENCH_SIZE": size}
+    cmd = [sys.executable, "-m", "pytest", str(_bench_dir()), "-p", "no:cacheprovider",
+           "-o", "addopts=", "-rs", f"--benchmark-json={result}", "--benchmark-columns=median,min,rounds",
+           "--benchmark-sort=name", *extra_args]
+    print("running:", " ".join(cmd), flush=True)
+    code = subprocess.call(cmd, env=env)
+    if code not in (0, 5) or not result.exists():
+        print(f"xlogreg bench: the benchmark run failed (exit {code})", file=sys.stderr)
+        return code or 1
+    report = render([result], out)
+    print(f"results: {result}\nreport:  {report}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="xlogreg", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,7 +110,31 @@ def main(argv=None) -> int:
                    help="where to run (default: auto = GPU if CuPy sees one, else NumPy)")
     p.add_argument("--max-epochs", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    b = sub.add_parser("bench", help="run the benchmark suite and render its report; or "
+                                     "render / compare existing result files")
+    size = b.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="size", action="store_const", const="quick",
+                      help="moderate sizes, a couple of minutes")
+    size.add_argument("--smoke", dest="size", action="store_const", const="smoke",
+                      help="tiny sizes, seconds: checks every benchmark runs")
+    size.add_argument("--render", nargs="+", metavar="JSON",
+                      help="render a report from existing pytest-benchmark JSON files")
+    size.add_argument("--compare", nargs=2, metavar=("A_JSON", "B_JSON"),
+                      help="compare two result files side by side (Markdown)")
+    b.add_argument("--out", type=Path, help="output folder (file for --compare); default "
+                   "bench/results/<machine>")
+    b.add_argument("pytest_args", nargs="*", help="extra arguments for pytest, after --")
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        from .report import compare, render
+
+        if args.render:
+            print(render(args.render, args.out or Path(args.render[0]).parent))
+            return 0
+        if args.compare:
+            print(compare(*args.compare, args.out or Path("comparison.md")))
+            return 0
+        return bench(args.size or "full", args.out, args.pytest_args)
     try:
         demo(args.backend, args.max_epochs, args.seed)
     except (ImportError, backends.BackendUnavailableError) as err:
