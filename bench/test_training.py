@@ -161,3 +161,14 @@ def test_torch_minibatch(benchmark, device):
         coef_, intercept_ = w[None, :], b
 
     _record(benchmark, Fitted, X_tr, y_tr, X_te, y_te, epochs)
+
+
+def test_training_data_transfer(benchmark, backend):
+    """Copying the training data to the device: the difference between the two epoch rows."""
+    if backend.name == "numpy":
+        pytest.skip("host memory: nothing to transfer")
+    X_tr = _data()[0]
+    benchmark.group = f"transfer {X_tr.shape[0]}x{X_tr.shape[1]} float32"
+    label(benchmark, "transfer", "host to device", bytes=X_tr.nbytes)
+    benchmark.pedantic(lambda: (backend.asarray(X_tr), backend.synchronize()), rounds=10,
+                       iterations=1, warmup_rounds=2)

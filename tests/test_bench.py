@@ -54,7 +54,7 @@ def test_report_ratios_crossover_and_comparison(tmp_path):
     assert "python loop 500 ms vs NumPy 100 us: **5,000.0x**" in report
     assert "NumPy 100 us vs CuPy 400 us: **0.25x** (GPU slower)" in report
     assert "NumPy 200 ms vs CuPy 10 ms: **20.0x** (GPU faster)" in report
-    assert "| numpy | 100 ms | 270 ms | 3 |" in report  # per epoch = 0.3 s / 3 epochs
+    assert "| numpy | 100 ms | 90 ms | 3 |" in report  # per epoch = 0.3 s / 3 epochs
     assert "| 3 | 0.250000 | 0.9000 |" in report
     assert "GPU Test GPU (80 GiB)" in report
 
