@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import backends
-from _common import CFG, SIZE, gpu_backend_or_skip
+from _common import SIZE, gpu_backend_or_skip
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
@@ -22,11 +22,6 @@ def backend(request):
     if request.param == "cupy":
         return gpu_backend_or_skip()
     return backends.get_backend("numpy")
-
-
-@pytest.fixture(scope="session")
-def cfg():
-    return CFG
 
 
 @pytest.fixture(scope="session")

@@ -439,8 +439,7 @@ def _on(backend, a, dtype=None):
 def _like(values, ref):
     """``values`` in the namespace of ``ref`` (host when ``ref`` is on the host)."""
     if backends.input_kind(ref) == "numpy":
-        return np.asarray(backends.to_numpy(values) if backends.input_kind(values) != "numpy"
-                          else values)
+        return backends.to_numpy(values)
     return _on(backends.get_backend(backends.input_kind(ref)), values)
 
 

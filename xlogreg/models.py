@@ -43,8 +43,8 @@ def encode_targets(y_index, n_classes, dtype, xp=None):
 def loss_and_gradient(X, Y, W, b, scale, alpha, sample_weight=None, xp=None):
     """Data loss and gradient of one batch, vectorized: the slides' step.
 
-    Returns ``(loss, dW, db)`` with ``loss = scale * sum_i s_i L_i`` (a 0-d array,
-    left on the device), ``dW = scale * X.T @ (s * dZ) + alpha * W`` and
+    Returns ``(loss, dW, db)`` with ``loss = sum_i s_i L_i`` (a 0-d array, left on the
+    device, unscaled so that a loop can add batches up as they come), ``dW = scale * X.T @ (s * dZ) + alpha * W`` and
     ``db = scale * sum_i s_i dZ_i``. With ``scale = 1 / S`` over all rows this is the
     gradient of the data term of ``J``; a mini-batch of ``nb`` rows uses
     ``scale = 1 / (nb * mean(s))`` so that its gradient is unbiased.
@@ -62,7 +62,7 @@ def loss_and_gradient(X, Y, W, b, scale, alpha, sample_weight=None, xp=None):
     dW = xp.matmul(X.T, dZ) * scale
     if alpha:
         dW = dW + alpha * W
-    return xp.sum(loss) * scale, dW, xp.sum(dZ, axis=0) * scale
+    return xp.sum(loss), dW, xp.sum(dZ, axis=0) * scale
 
 
 def objective(X, Y, W, b, alpha, sample_weight=None, xp=None):
@@ -70,4 +70,4 @@ def objective(X, Y, W, b, alpha, sample_weight=None, xp=None):
     xp = array_namespace(X, W) if xp is None else xp
     total = X.shape[0] if sample_weight is None else xp.sum(sample_weight)
     loss, dW, db = loss_and_gradient(X, Y, W, b, 1.0 / total, alpha, sample_weight, xp)
-    return loss + 0.5 * alpha * xp.sum(W * W), dW, db
+    return loss / total + 0.5 * alpha * xp.sum(W * W), dW, db

@@ -138,7 +138,7 @@ def gradient_descent(
                     None if se is None else se[start:stop],
                     xp,
                 )
-                total = total + loss * batch_w
+                total = total + loss
                 eta = schedule(result.t)
                 W = W - eta * dW
                 if fit_intercept:

@@ -9,6 +9,7 @@ says so and keeps its tables.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -191,8 +192,6 @@ def render(paths, out_dir, title="xlogreg benchmark report"):
 
 
 def _natural(text):
-    import re
-
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
