@@ -42,6 +42,19 @@ class Backend:
         """A random permutation of ``range(n)`` as an integer array on the device."""
         raise NotImplementedError
 
+    def fused_gradient(self, X, Y, W, b, scale, alpha, sample_weight=None):
+        """``(loss, dW, db)`` of ``xlogreg.models.loss_and_gradient`` from a fused
+        kernel that reads ``X`` once, or ``None`` where this backend has none for
+        these arrays (the caller then runs the plain ``xp`` code)."""
+        return None
+
+    def train_epoch(self, X, Y, W, b, *, rows, batch, etas, mean_w, alpha, fit_intercept,
+                    sample_weight=None):
+        """One mini-batch epoch in a compiled kernel, ``(W, b, loss_sum)``, or ``None``
+        where this backend has none. Step ``s`` uses rows ``rows[s*batch:(s+1)*batch]``
+        (all rows in order when ``rows`` is None) and the step size ``etas[s]``."""
+        return None
+
     def device_info(self) -> dict:
         """A description of the device for reports (name, memory, versions)."""
         raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 
@@ -9,7 +10,32 @@ import numpy as np
 
 from ._base import Backend
 
-__all__ = ["NumpyBackend", "cpu_info"]
+__all__ = ["FUSED_MIN_SIZE", "NumpyBackend", "cpu_info", "numba_kernels"]
+
+NUMBA_ENV = "XLOGREG_NUMBA"
+# Below this many elements of X a gradient takes microseconds either way; above it
+# the fused kernel's single pass over X wins
+FUSED_MIN_SIZE = 1 << 16
+
+
+@functools.cache
+def numba_kernels():
+    """The compiled kernels module, or ``None`` when Numba is missing or turned off
+    with ``XLOGREG_NUMBA=0`` (the plain NumPy code then runs)."""
+    if os.environ.get(NUMBA_ENV, "1") == "0":
+        return None
+    try:
+        from . import _numba
+    except ImportError:
+        return None
+    return _numba
+
+
+def _compiled_ok(X, *others):
+    """The kernels take C-contiguous float32/float64 arrays of one dtype."""
+    if X.dtype not in (np.float32, np.float64) or not X.flags.c_contiguous:
+        return False
+    return all(a is None or (a.dtype == X.dtype and a.flags.c_contiguous) for a in others)
 
 
 def cpu_info() -> dict:
@@ -58,5 +84,29 @@ class NumpyBackend(Backend):
     def permutation(self, rng, n):
         return rng.permutation(n)
 
+    def fused_gradient(self, X, Y, W, b, scale, alpha, sample_weight=None):
+        kernels = numba_kernels()
+        if kernels is None or X.size < FUSED_MIN_SIZE or not _compiled_ok(X, Y, sample_weight):
+            return None
+        return kernels.gradient(X, Y, W, b, scale, alpha, sample_weight)
+
+    def train_epoch(self, X, Y, W, b, *, rows, batch, etas, mean_w, alpha, fit_intercept,
+                    sample_weight=None):
+        kernels = numba_kernels()
+        if kernels is None or not _compiled_ok(X, Y, sample_weight):
+            return None
+        return kernels.epoch(X, Y, W, b, rows=rows, batch=batch, etas=etas, mean_w=mean_w,
+                             alpha=alpha, fit_intercept=fit_intercept,
+                             sample_weight=sample_weight)
+
     def device_info(self) -> dict:
-        return {"backend": self.name, "device": "cpu", "numpy": np.__version__, **cpu_info()}
+        return {"backend": self.name, "device": "cpu", "numpy": np.__version__,
+                "numba": _numba_version(numba_kernels()), **cpu_info()}
+
+
+def _numba_version(kernels):
+    if kernels is None:
+        return None
+    import numba
+
+    return numba.__version__

@@ -235,7 +235,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         rng = backend.default_rng(seed)
 
-        validation = None
+        validation = rows = None
         if early_stopping:
             m = X.shape[0]
             n_val = int(math.floor(self.validation_fraction * m))
@@ -245,12 +245,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                     "leaves no validation or no training samples"
                 )
             perm = backend.permutation(rng, m)
-            val, train = perm[:n_val], perm[n_val:]
+            val, rows = perm[:n_val], perm[n_val:]
             sv = None if sample_weight is None else xp.take(sample_weight, val, axis=0)
             validation = (xp.take(X, val, axis=0), xp.take(y_index, val, axis=0), sv)
-            X, Y = xp.take(X, train, axis=0), xp.take(Y, train, axis=0)
-            if sample_weight is not None:
-                sample_weight = xp.take(sample_weight, train, axis=0)
 
         if hasattr(self, "coef_"):
             W = xp.asarray(_on(backend, self.coef_, X.dtype).T, copy=True)
@@ -258,14 +255,18 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         else:
             W = xp.zeros((X.shape[1], k), dtype=X.dtype)
             b = xp.zeros((k,), dtype=X.dtype)
-        total_w = X.shape[0] if sample_weight is None else float(xp.sum(sample_weight))
+        if rows is None:
+            total_w = X.shape[0] if sample_weight is None else float(xp.sum(sample_weight))
+        else:
+            total_w = (rows.shape[0] if sample_weight is None
+                       else float(xp.sum(xp.take(sample_weight, rows, axis=0))))
         alpha = 0.0 if self.C is None else 1.0 / (self.C * total_w)
         schedule = LearningRate(self.lr_schedule, self.learning_rate, self.power_t,
                                 getattr(self, "_eta", None))
 
         result = gradient_descent(
             backend, X, Y, W, b,
-            schedule=schedule, alpha=alpha, sample_weight=sample_weight,
+            schedule=schedule, alpha=alpha, sample_weight=sample_weight, rows=rows,
             batch_size=self.batch_size, max_epochs=max_epochs, tol=tol,
             n_iter_no_change=self.n_iter_no_change, shuffle=self.shuffle, rng=rng,
             fit_intercept=self.fit_intercept, t0=getattr(self, "t_", 0),

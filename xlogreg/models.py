@@ -20,7 +20,8 @@ from array_api_compat import array_namespace
 
 from .losses import binary_loss_and_dz, multinomial_loss_and_dz
 
-__all__ = ["encode_targets", "loss_and_gradient", "objective", "raw_score"]
+__all__ = ["encode_targets", "fast_loss_and_gradient", "loss_and_gradient", "objective",
+           "raw_score"]
 
 
 def raw_score(X, W, b, xp=None):
@@ -63,6 +64,15 @@ def loss_and_gradient(X, Y, W, b, scale, alpha, sample_weight=None, xp=None):
     if alpha:
         dW = dW + alpha * W
     return xp.sum(loss), dW, xp.sum(dZ, axis=0) * scale
+
+
+def fast_loss_and_gradient(backend, X, Y, W, b, scale, alpha, sample_weight=None):
+    """``loss_and_gradient`` from the backend's fused kernel (one pass over ``X``)
+    where it has one for these arrays, else from the vectorized code above."""
+    out = backend.fused_gradient(X, Y, W, b, scale, alpha, sample_weight)
+    if out is None:
+        out = loss_and_gradient(X, Y, W, b, scale, alpha, sample_weight, backend.xp)
+    return out
 
 
 def objective(X, Y, W, b, alpha, sample_weight=None, xp=None):

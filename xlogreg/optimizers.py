@@ -8,6 +8,15 @@ The loop never copies a value to the host per step: the epoch loss is accumulate
 on the device, and the losses of several epochs are brought back together, at least
 every ``SYNC_STEPS`` steps. Stopping decisions are therefore made up to a few epochs
 late in full-batch training; ``n_iter_`` and ``loss_curve_`` report every epoch run.
+
+Where the backend has compiled kernels (NumPy with Numba), a full-batch gradient is
+one fused pass over ``X`` and a mini-batch epoch is one call, reading each batch's
+rows through the permutation; elsewhere the same steps run as ``xp`` code on one
+shuffled copy of ``X`` per epoch. Either way fitting holds at most one extra copy of
+``X``.
+
+``lbfgs`` is the quasi-Newton alternative on the same gradient: the two-loop
+recursion runs on the device, and each iteration reads back a few scalars.
 """
 
 from __future__ import annotations
@@ -15,9 +24,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .models import loss_and_gradient
+from .models import fast_loss_and_gradient
 
-__all__ = ["GDResult", "LearningRate", "SCHEDULES", "gradient_descent"]
+__all__ = ["GDResult", "LearningRate", "SCHEDULES", "gradient_descent", "lbfgs"]
 
 SCHEDULES = ("constant", "invscaling", "adaptive")
 SYNC_STEPS = 32
@@ -41,6 +50,10 @@ class LearningRate:
         if self.kind == "invscaling":
             return self.eta0 / (t + 1) ** self.power_t
         return self.eta
+
+    def steps(self, t: int, count: int) -> list:
+        """The step sizes of updates ``t .. t + count - 1``."""
+        return [self(t + i) for i in range(count)]
 
     def plateau(self) -> bool:
         """React to a plateau: ``True`` to keep training (the rate was cut)."""
@@ -77,6 +90,7 @@ def gradient_descent(
     schedule,
     alpha,
     sample_weight=None,
+    rows=None,
     batch_size=None,
     max_epochs=1,
     tol=None,
@@ -91,6 +105,9 @@ def gradient_descent(
 ):
     """Train ``(W, b)`` on device arrays ``X (m, n)``, ``Y (m, k)``; returns a GDResult.
 
+    ``rows`` (integer indices) restricts training to those rows without copying them
+    out first (the early-stopping split).
+
     Stops when, for ``n_iter_no_change`` epochs in a row, the epoch loss has not gone
     below the best by ``tol`` (or, with ``validation=(Xv, yv_index, sv)``, the
     validation accuracy has not gone above the best by ``tol``); ``adaptive`` first
@@ -99,10 +116,19 @@ def gradient_descent(
     ``FloatingPointError`` naming the learning rate.
     """
     xp = backend.xp
-    m = X.shape[0]
+    if rows is not None and (batch_size is None or batch_size >= rows.shape[0]):
+        # full batch reads the subset every step: one contiguous copy pays for itself
+        X, Y = xp.take(X, rows, axis=0), xp.take(Y, rows, axis=0)
+        if sample_weight is not None:
+            sample_weight = xp.take(sample_weight, rows, axis=0)
+        rows = None
+    m = X.shape[0] if rows is None else rows.shape[0]
     bs = m if batch_size is None else min(batch_size, m)
     steps = math.ceil(m / bs)
     sync_every = max(1, math.ceil(SYNC_STEPS / steps))
+    sw_all = sample_weight
+    if sample_weight is not None and rows is not None:
+        sample_weight = xp.take(sample_weight, rows, axis=0)
     mean_w = 1.0 if sample_weight is None else float(xp.mean(sample_weight))
     total_w = m * mean_w
     result = GDResult(W, b, t0)
@@ -116,34 +142,49 @@ def gradient_descent(
         bar = tqdm(total=max_epochs, unit="epoch", leave=False)
     try:
         for epoch in range(max_epochs):
-            Xe, Ye, se = X, Y, sample_weight
+            order = rows
             if shuffle and bs < m:
-                # one shuffled copy per epoch, so each step reads a contiguous slice
                 perm = backend.permutation(rng, m)
-                Xe, Ye = xp.take(X, perm, axis=0), xp.take(Y, perm, axis=0)
-                if se is not None:
-                    se = xp.take(se, perm, axis=0)
+                order = perm if rows is None else xp.take(rows, perm, axis=0)
             # sum_i s_i L_i plus the penalty at the start of the epoch, times S
             total = (0.5 * alpha * total_w) * xp.sum(W * W)
-            for start in range(0, m, bs):
-                stop = min(start + bs, m)
-                batch_w = (stop - start) * mean_w
-                loss, dW, db = loss_and_gradient(
-                    Xe[start:stop, ...],
-                    Ye[start:stop, ...],
-                    W,
-                    b,
-                    1.0 / batch_w,
-                    alpha,
-                    None if se is None else se[start:stop],
-                    xp,
+            compiled = None
+            if bs < m:
+                compiled = backend.train_epoch(
+                    X, Y, W, b, rows=order, batch=bs, etas=schedule.steps(result.t, steps),
+                    mean_w=mean_w, alpha=alpha, fit_intercept=fit_intercept,
+                    sample_weight=sw_all,
                 )
+            if compiled is not None:
+                W, b, loss = compiled
                 total = total + loss
-                eta = schedule(result.t)
-                W = W - eta * dW
-                if fit_intercept:
-                    b = b - eta * db
-                result.t += 1
+                result.t += steps
+            else:
+                Xe, Ye, se = X, Y, sw_all
+                if order is not None:
+                    # one shuffled copy per epoch, so each step reads a contiguous slice
+                    Xe, Ye = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
+                    if se is not None:
+                        se = xp.take(se, order, axis=0)
+                for start in range(0, m, bs):
+                    stop = min(start + bs, m)
+                    loss, dW, db = fast_loss_and_gradient(
+                        backend,
+                        Xe[start:stop, ...],
+                        Ye[start:stop, ...],
+                        W,
+                        b,
+                        1.0 / ((stop - start) * mean_w),
+                        alpha,
+                        None if se is None else se[start:stop],
+                    )
+                    total = total + loss
+                    eta = schedule(result.t)
+                    W = W - eta * dW
+                    if fit_intercept:
+                        b = b - eta * db
+                    result.t += 1
+                del Xe, Ye, se  # the copy goes before the next one is made
             score = None
             if validation is not None:
                 Xv, yv, sv = validation
