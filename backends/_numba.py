@@ -10,7 +10,7 @@ the rows of each batch through the permutation instead of copying ``X``.
 The element-wise part (``exp``, ``log1p``) is written out as polynomials so that the
 compiler can vectorize it: Numba's calls to the C library's ``exp`` are scalar, and
 at one ``exp`` and one ``log1p`` per row they cost more than reading the row. Both are
-accurate to about one unit in the last place of a float64; the loss and gradient are
+accurate to two units in the last place of a float64; the loss and gradient are
 summed in float64 whatever the dtype of ``X``.
 
 The reference these kernels are held to is ``xlogreg.models.loss_and_gradient``.

@@ -19,7 +19,7 @@ import backends
 
 from .losses import log_sigmoid, logsumexp, sigmoid, softmax
 from .models import encode_targets
-from .optimizers import SCHEDULES, LearningRate, _predict_index, gradient_descent
+from .optimizers import SCHEDULES, LearningRate, _predict_index, gradient_descent, lbfgs
 
 __all__ = ["LogisticRegression"]
 
@@ -32,7 +32,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     Two classes give logistic regression (sigmoid); more give multinomial logistic
     regression (softmax). One training loop serves every batch size:
-    ``batch_size=None`` is batch gradient descent, ``1`` stochastic, ``k`` mini-batch.
+    ``batch_size=None`` is batch gradient descent, ``1`` stochastic, ``k`` mini-batch;
+    ``solver="lbfgs"`` minimizes the same objective with a quasi-Newton method.
 
     Parameters
     ----------
@@ -41,6 +42,13 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         Where the arithmetic runs. ``"auto"``: CuPy arrays stay on their GPU; other
         input goes to the backend named by the ``XLOGREG_BACKEND`` environment
         variable if set, else the GPU when CuPy sees one, else NumPy.
+    solver : {"gd", "lbfgs"}, default="gd"
+        ``"gd"``: gradient descent with ``batch_size``, ``learning_rate`` and its
+        schedule. ``"lbfgs"``: L-BFGS on the full-batch gradient, on the same device,
+        to the optimum of the penalized objective (scikit-learn's ``solver="lbfgs"``):
+        ``max_epochs`` bounds its iterations and it stops when the largest entry of
+        the gradient is below ``tol``; the step-size parameters do not apply, and
+        ``batch_size``, ``early_stopping`` and ``partial_fit`` are errors with it.
     batch_size : int or None, default=None
         Examples per gradient step; ``None`` (or at least the number of samples)
         uses all of them.
@@ -86,17 +94,19 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Only when ``X`` had string column names (a pandas DataFrame).
     n_iter_ : int
-        Epochs run by the last ``fit`` (1 for ``partial_fit``).
+        Epochs run by the last ``fit`` (1 for ``partial_fit``); iterations for
+        ``lbfgs``.
     t_ : int
         Gradient steps taken over the model's life.
     loss_curve_ : list of float
         Penalized training loss per epoch: for batch gradient descent the objective
-        before each step, otherwise the mean of the mini-batch losses met in the epoch.
+        before each step, otherwise the mean of the mini-batch losses met in the epoch;
+        for ``lbfgs`` the objective after each iteration.
     validation_scores_ : list of float or None
         Validation accuracy per epoch with ``early_stopping``.
-    learning_rate_ : float
+    learning_rate_ : float or None
         The step size of the last update (lower than ``learning_rate`` after
-        ``invscaling`` or ``adaptive`` cuts).
+        ``invscaling`` or ``adaptive`` cuts); None for ``lbfgs``.
     backend_ : str
         The backend the last fit ran on.
 
@@ -126,6 +136,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "backend": [StrOptions(set(backends.BACKEND_NAMES))],
+        "solver": [StrOptions({"gd", "lbfgs"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions(set(SCHEDULES))],
@@ -146,6 +157,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self,
         *,
         backend="auto",
+        solver="gd",
         batch_size=None,
         learning_rate=0.1,
         lr_schedule="constant",
@@ -162,6 +174,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         verbose=False,
     ):
         self.backend = backend
+        self.solver = solver
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.lr_schedule = lr_schedule
@@ -181,6 +194,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, sample_weight=None):
         """Train from zero on ``(X, y)``; returns ``self``."""
         self._validate_params()
+        if self.solver == "lbfgs" and (self.batch_size is not None or self.early_stopping):
+            raise ValueError(
+                "solver='lbfgs' uses every sample at each iteration and has no "
+                "early stopping; leave batch_size=None and early_stopping=False, or "
+                "use solver='gd'"
+            )
         backend, X, y, sample_weight = self._check_input(X, y, sample_weight, reset=True)
         classes, y_index = _unique_inverse(y)
         if classes.shape[0] < 2:
@@ -204,6 +223,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         first = not hasattr(self, "classes_")
         if first:
             self._validate_params()
+        if self.solver != "gd":
+            raise ValueError(
+                f"partial_fit runs one epoch of gradient descent; it needs solver='gd', "
+                f"not solver={self.solver!r}"
+            )
+        if first:
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit")
         backend, X, y, sample_weight = self._check_input(X, y, sample_weight, reset=first)
@@ -264,6 +289,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         schedule = LearningRate(self.lr_schedule, self.learning_rate, self.power_t,
                                 getattr(self, "_eta", None))
 
+        if self.solver == "lbfgs":
+            self._lbfgs(backend, X, Y, W, b, sample_weight, alpha, max_epochs, tol, out_kind)
+            return
         result = gradient_descent(
             backend, X, Y, W, b,
             schedule=schedule, alpha=alpha, sample_weight=sample_weight, rows=rows,
@@ -275,17 +303,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             # loss of the uniform prediction, log(n_classes), means divergence
             diverge_above=100 * math.log(n_classes),
         )
-        coef, intercept = result.W.T, result.b
-        if out_kind == "numpy":
-            coef = np.ascontiguousarray(backend.to_numpy(coef))
-            intercept = backend.to_numpy(intercept)
-        self.coef_, self.intercept_ = coef, intercept
+        self._set_params(backend, result.W, result.b, out_kind)
         self.t_, self._eta = result.t, schedule.eta
         self.learning_rate_ = schedule(max(result.t - 1, 0))
         self.n_iter_ = result.n_epochs
         self.loss_curve_ = result.loss_curve
         self.validation_scores_ = result.validation_scores if early_stopping else None
-        self.backend_ = backend.name
         if tol is not None and not result.converged:
             warnings.warn(
                 f"LogisticRegression stopped at max_epochs={max_epochs} before the loss "
@@ -293,6 +316,32 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 "increase max_epochs or learning_rate",
                 ConvergenceWarning,
             )
+
+    def _lbfgs(self, backend, X, Y, W, b, sample_weight, alpha, max_iter, tol, out_kind):
+        result = lbfgs(backend, X, Y, W, b, alpha=alpha, sample_weight=sample_weight,
+                       fit_intercept=self.fit_intercept, max_iter=max_iter,
+                       tol=0.0 if tol is None else tol, verbose=self.verbose)
+        self._set_params(backend, result.W, result.b, out_kind)
+        self.t_ = result.n_iter
+        self._eta = self.learning_rate_ = None
+        self.n_iter_ = result.n_iter
+        self.loss_curve_ = result.loss_curve
+        self.validation_scores_ = None
+        if not result.converged:
+            warnings.warn(
+                f"LogisticRegression(solver='lbfgs') stopped at max_epochs={max_iter} "
+                f"iterations before the gradient fell below tol={tol}; increase "
+                "max_epochs or scale the data",
+                ConvergenceWarning,
+            )
+
+    def _set_params(self, backend, W, b, out_kind):
+        coef, intercept = W.T, b
+        if out_kind == "numpy":
+            coef = np.ascontiguousarray(backend.to_numpy(coef))
+            intercept = backend.to_numpy(intercept)
+        self.coef_, self.intercept_ = coef, intercept
+        self.backend_ = backend.name
 
     # ---------------------------------------------------------------- prediction
     def _raw(self, X):

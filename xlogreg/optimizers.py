@@ -236,3 +236,108 @@ def gradient_descent(
             bar.close()
     result.W, result.b = (W, b) if best is None else best
     return result
+
+
+@dataclass
+class LBFGSResult:
+    W: object
+    b: object
+    n_iter: int = 0
+    n_evals: int = 0
+    converged: bool = False
+    loss_curve: list = field(default_factory=list)
+
+
+def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
+          max_iter=100, tol=1e-4, memory=10, verbose=False):
+    """Minimize the penalized objective ``J`` with L-BFGS; returns an LBFGSResult.
+
+    The parameters, the ``memory`` last steps and the two-loop recursion stay on the
+    device in float64; each iteration brings back a few scalars (the objective, the
+    largest gradient entry, the directional derivative and the curvature ``s.y``). The line search backtracks (Armijo, quadratic interpolation)
+    from a step of 1; ``J`` is strictly convex, so ``s.y > 0`` holds without Wolfe's
+    curvature test. Stops, as scikit-learn's ``lbfgs``, when ``max|grad J| <= tol``
+    or when an iteration lowers ``J`` by less than ``64 * eps`` relative.
+    """
+    xp = backend.xp
+    n, k = W.shape
+    dtype = X.dtype
+    S = X.shape[0] if sample_weight is None else float(xp.sum(sample_weight))
+    mask = 1.0 if fit_intercept else xp.concat(
+        [xp.ones(n * k, dtype=xp.float64), xp.zeros(k, dtype=xp.float64)])
+
+    def fg(theta):
+        Wc = xp.astype(xp.reshape(theta[: n * k], (n, k)), dtype)
+        bc = xp.astype(theta[n * k:], dtype)
+        loss, dW, db = fast_loss_and_gradient(backend, X, Y, Wc, bc, 1.0 / S, 0.0,
+                                              sample_weight)
+        w = theta[: n * k]
+        g = xp.concat([xp.reshape(xp.astype(dW, xp.float64), (-1,)) + alpha * w,
+                       xp.astype(db, xp.float64)]) * mask
+        return float(loss) / S + 0.5 * alpha * float(xp.sum(w * w)), g
+
+    theta = xp.concat([xp.reshape(xp.astype(W, xp.float64), (-1,)), xp.astype(b, xp.float64)])
+    f, g = fg(theta)
+    result = LBFGSResult(W, b, n_evals=1)
+    hist = []  # (s, y, 1 / s.y), newest last
+    eps = 64 * 2.220446049250313e-16
+    bar = None
+    if verbose:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_iter, unit="iter", leave=False)
+    try:
+        while result.n_iter < max_iter:
+            if float(xp.max(xp.abs(g))) <= tol:
+                result.converged = True
+                break
+            q, coefs = g, []
+            for s, y, rho in reversed(hist):
+                a = rho * xp.sum(s * q)
+                q = q - a * y
+                coefs.append(a)
+            if hist:
+                s, y, rho = hist[-1]
+                q = q / (rho * xp.sum(y * y))  # H0 = (s.y / y.y) I
+            for (s, y, rho), a in zip(hist, reversed(coefs)):
+                q = q + (a - rho * xp.sum(y * q)) * s
+            d = -q
+            gtd = float(xp.sum(g * d))
+            if not gtd < 0:  # not a descent direction: start the memory afresh
+                hist.clear()
+                d, gtd = -g, -float(xp.sum(g * g))
+            step = 1.0 if hist else min(1.0, 1.0 / float(xp.sum(xp.abs(g))))
+            while True:
+                f_new, g_new = fg(theta + step * d)
+                result.n_evals += 1
+                if f_new <= f + 1e-4 * step * gtd or step < 1e-20:
+                    break
+                # minimum of the quadratic through f, the slope gtd and f_new
+                fit = -gtd * step * step / (2.0 * (f_new - f - gtd * step))
+                step = min(max(fit, 0.1 * step), 0.5 * step)
+            if not f_new <= f:
+                # no step lowers J in this precision: as far as it can go
+                result.converged = True
+                break
+            s_vec, y_vec = step * d, g_new - g
+            sy = float(xp.sum(s_vec * y_vec))
+            if sy > 1e-12 * float(xp.sum(y_vec * y_vec)) ** 0.5 * step:
+                hist.append((s_vec, y_vec, 1.0 / sy))
+                if len(hist) > memory:
+                    hist.pop(0)
+            theta = theta + s_vec
+            f_old, f, g = f, f_new, g_new
+            result.n_iter += 1
+            result.loss_curve.append(f)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{f:.8g}")
+            if f_old - f <= eps * max(abs(f_old), abs(f), 1.0):
+                result.converged = True
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    result.W = xp.astype(xp.reshape(theta[: n * k], (n, k)), dtype)
+    result.b = xp.astype(theta[n * k:], dtype)
+    return result
