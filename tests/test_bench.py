@@ -15,10 +15,11 @@ def test_bench_smoke_runs_every_benchmark_and_renders(tmp_path, capsys):
     machine = data["machine_info"]["xlogreg"]
     assert machine["bench_size"] == "smoke" and machine["cpu"] and machine["cpu_count"]
     subjects = {b["extra_info"]["subject"] for b in data["benchmarks"]}
-    assert {"dot", "matvec", "elementwise", "step", "epoch", "fit"} <= subjects
+    assert {"dot", "matvec", "elementwise", "step", "epoch", "fit", "cpu"} <= subjects
     report = (tmp_path / "report.md").read_text()
     for heading in ("Dot product", "u = A v", "Element-wise", "gradient step", "per-epoch",
-                    "full fits", "sklearn SGDClassifier", "sklearn LogisticRegression"):
+                    "full fits", "sklearn SGDClassifier", "sklearn LogisticRegression",
+                    "Performance targets", "time to the optimum", "peak memory beyond X"):
         assert heading in report
     if "cupy" not in backends.available_backends():
         assert "| cupy | skipped: no GPU |" in report
@@ -76,3 +77,23 @@ def test_bench_cli_render_and_compare(tmp_path, capsys):
     assert "| 1.00x |" in (tmp_path / "c.md").read_text()
     with pytest.raises(SystemExit):
         main(["bench", "--quick", "--smoke"])
+
+
+def test_report_targets_take_the_fastest_peer(tmp_path):
+    def row(impl, t, **extra):
+        return ("time to optimum", t, {"subject": "cpu", "impl": impl, **extra})
+
+    rows = [row("sklearn lbfgs", 0.3), row("sklearn newton-cholesky", 0.2),
+            row("xlogreg lbfgs (numpy)", 0.04, target=0.25, peak_x=0.2,
+                versus=["sklearn lbfgs", "sklearn newton-cholesky"]),
+            ("grad", 0.03, {"subject": "cpu", "impl": "X @ W"}),
+            ("grad", 0.045, {"subject": "cpu", "impl": "fused", "versus": "X @ W",
+                             "target": 1.25})]
+    path = _result(tmp_path / "t.json", rows)
+    report = render([path], tmp_path / "out").read_text()
+    assert ("xlogreg lbfgs (numpy) takes **0.200x** the time of sklearn newton-cholesky "
+            "(target at most 0.25x: met)") in report
+    assert "fused takes **1.500x** the time of X @ W (target at most 1.25x: missed by 1.20x)" \
+        in report
+    assert "| xlogreg lbfgs (numpy) | 40 ms | 36 ms | 3 | 0.133 | 0.20 |" in report
+    assert "cupy" not in report.split("## CPU fast path")[1]  # no GPU twins for CPU rows

@@ -13,7 +13,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-__all__ = ["compare", "load", "render"]
+__all__ = ["compare", "load", "render", "targets"]
 
 SUBJECTS = [
     ("dot", "Dot product of two vectors"),
@@ -23,6 +23,7 @@ SUBJECTS = [
     ("step", "One logistic-regression gradient step (float32)"),
     ("epoch", "Training: one epoch by batch size (per-epoch time)"),
     ("fit", "Training: full fits to convergence, with peers"),
+    ("cpu", "CPU fast path: fused gradient, L-BFGS, compiled epochs, memory"),
 ]
 BASELINES = ("python loop", "loop over ndarray", "math loop", "loop over list")
 
@@ -86,8 +87,8 @@ def _missing_gpu_rows(rows, has_gpu):
     present = {(r["group"], r["impl"]) for r in rows}
     out = []
     for r in rows:
-        if "numpy" not in r["impl"] or "torch" in r["impl"]:
-            continue
+        if "numpy" not in r["impl"] or "torch" in r["impl"] or r["subject"] == "cpu":
+            continue  # the CPU fast-path rows have no GPU twin
         twins = [r["impl"].replace("numpy", "cupy")]
         if r["subject"] == "epoch" and r["impl"] == "numpy":
             twins.append("cupy + transfer")
@@ -105,13 +106,22 @@ def _table(rows):
     base = next((r for name in BASELINES for r in rows if r["impl"] == name), None)
     key = "per_epoch" if any(r["per_epoch"] for r in rows) else "median"
     quality = any("loss" in r["extra"] for r in rows)
+    memory = any("peak_x" in r["extra"] for r in rows)
+    first = rows[0]["extra"].get("versus") if rows else None
+    versus = next((_names(r["extra"]["versus"])[0] for r in rows if r["extra"].get("versus")),
+                  first)
+    versus_row = next((r for r in rows if r["impl"] == versus), None)
     head = ["implementation", "per epoch" if key == "per_epoch" else "median", "min", "rounds"]
+    if versus_row:
+        head.append(f"time / {versus}")
     if base:
         head.append(f"speed-up vs {base['impl']}")
     if numpy_row:
         head.append("speed-up vs numpy")
     if quality:
         head += ["epochs", "loss reached", "test accuracy"]
+    if memory:
+        head.append("peak memory beyond X (x size of X)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(rows, key=lambda r: (r["median"] is None, -(r["median"] or 0))):
         if r["median"] is None:
@@ -121,6 +131,8 @@ def _table(rows):
             scale = r["median"] / r[key] if r[key] else 1.0  # per-epoch rows: min per epoch
             cells = [r["impl"], _fmt_time(r[key] or r["median"]), _fmt_time(r["min"] / scale),
                      str(r["rounds"])]
+            if versus_row:
+                cells.append(f"{r['median'] / versus_row['median']:.3f}")
             if base:
                 cells.append(_fmt_ratio(base["median"] / r["median"]))
             if numpy_row:
@@ -130,8 +142,41 @@ def _table(rows):
                 cells += [str(e.get("epochs", "")),
                           f"{e['loss']:.6f}" if "loss" in e else "",
                           f"{e['accuracy']:.4f}" if "accuracy" in e else ""]
+            if memory:
+                cells.append(f"{r['extra']['peak_x']:.2f}" if "peak_x" in r["extra"] else "")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def targets(rows):
+    """``(group, impl, versus, ratio, target)`` for every row that states a target:
+    its median over the median of the row it is measured against, in the same run."""
+    medians = {(r["group"], r["impl"]): r["median"] for r in rows if r["median"] is not None}
+    out = []
+    for r in rows:
+        e = r["extra"]
+        if "target" not in e or r["median"] is None:
+            continue
+        # against several peers, the fastest of them
+        peers = [(medians[(r["group"], v)], v) for v in _names(e["versus"])
+                 if (r["group"], v) in medians]
+        if peers:
+            other, name = min(peers)
+            out.append((r["group"], r["impl"], name, r["median"] / other, e["target"]))
+    return out
+
+
+def _names(versus):
+    return [versus] if isinstance(versus, str) else list(versus)
+
+
+def _target_lines(rows):
+    out = []
+    for group, impl, versus, ratio, target in targets(rows):
+        verdict = "met" if ratio <= target else f"missed by {ratio / target:.2f}x"
+        out.append(f"- {group}: {impl} takes **{ratio:.3f}x** the time of {versus} "
+                   f"(target at most {target}x: {verdict})")
+    return out
 
 
 def _headlines(rows):
@@ -173,6 +218,9 @@ def render(paths, out_dir, title="xlogreg benchmark report"):
         heads = _headlines(rows)
         if heads:
             lines += ["## Headline ratios (median times, same run)", "", *heads, ""]
+        goals = _target_lines(rows)
+        if goals:
+            lines += ["## Performance targets (median times, same run)", "", *goals, ""]
         for subject, heading in SUBJECTS:
             groups = defaultdict(list)
             for r in rows:
