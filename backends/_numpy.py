@@ -100,13 +100,6 @@ class NumpyBackend(Backend):
                              sample_weight=sample_weight)
 
     def device_info(self) -> dict:
+        kernels = numba_kernels()
         return {"backend": self.name, "device": "cpu", "numpy": np.__version__,
-                "numba": _numba_version(numba_kernels()), **cpu_info()}
-
-
-def _numba_version(kernels):
-    if kernels is None:
-        return None
-    import numba
-
-    return numba.__version__
+                "numba": kernels and kernels.numba.__version__, **cpu_info()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from scipy import special
 
 import backends
 
@@ -72,3 +73,10 @@ def classification_data(m, n, n_classes=2, dtype=np.float32, seed=0):
     X = (X - X.mean(axis=0)) / X.std(axis=0)
     cut = int(0.8 * m)
     return X[:cut].astype(dtype), X[cut:].astype(dtype), y[:cut], y[cut:]
+
+
+def objective(X, y, coef, intercept, C=1.0):
+    """Mean log-loss plus ||coef||^2 / (2 C m), in float64 with SciPy."""
+    z = X.astype(np.float64) @ np.asarray(coef, np.float64).ravel() + float(np.ravel(intercept)[0])
+    loss = -np.where(y == 1, special.log_expit(z), special.log_expit(-z)).mean()
+    return float(loss + np.sum(np.asarray(coef, np.float64) ** 2) / (2 * C * len(y)))

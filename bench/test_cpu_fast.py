@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from _common import CFG, SIZE, classification_data, label
+from _common import CFG, SIZE, classification_data, label, objective
 from backends import _numpy as numpy_backend
 from xlogreg import LogisticRegression
-from xlogreg.models import encode_targets, loss_and_gradient, objective
+from xlogreg.models import encode_targets, loss_and_gradient
 
 GRADIENT_M = {"smoke": 20_000, "quick": 1_000_000, "full": 2_000_000}[SIZE]
 OPTIMUM_M = {"smoke": 5_000, "quick": 50_000, "full": 200_000}[SIZE]
@@ -76,12 +76,6 @@ def _problem():
 OPT = {}
 
 
-def _objective(X64, y, coef, intercept):
-    W = np.asarray(coef, np.float64).T
-    b = np.asarray(intercept, np.float64)
-    return float(objective(X64, encode_targets(y, 2, np.float64), W, b, 1 / (C * len(y)))[0])
-
-
 def _optimum():
     """The penalized objective's minimum, from two solvers run to tight tolerances."""
     if not OPT:
@@ -94,7 +88,7 @@ def _optimum():
             b = LogisticRegression(backend="numpy", solver="lbfgs", tol=1e-12,
                                    max_epochs=20_000).fit(X64, y)
         OPT.update(X64=X64, y=y, X32=X64.astype(np.float32),
-                   J=min(_objective(X64, y, m.coef_, m.intercept_) for m in (a, b)))
+                   J=min(objective(X64, y, m.coef_, m.intercept_) for m in (a, b)))
     return OPT
 
 
@@ -119,7 +113,7 @@ def test_time_to_optimum(benchmark, impl):
     X, y = opt["X32"], opt["y"]
 
     def gap(model):
-        return (_objective(opt["X64"], y, model.coef_, model.intercept_) - opt["J"]) / opt["J"]
+        return (objective(opt["X64"], y, model.coef_, model.intercept_) - opt["J"]) / opt["J"]
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -132,7 +126,7 @@ def test_time_to_optimum(benchmark, impl):
             if impl.startswith("xlogreg") else {}
         label(benchmark, "cpu", impl, tol=tol, **info)
         model = benchmark.pedantic(lambda: _make(impl, tol).fit(X, y), rounds=3, iterations=1)
-    benchmark.extra_info.update(loss=_objective(opt["X64"], y, model.coef_, model.intercept_),
+    benchmark.extra_info.update(loss=objective(opt["X64"], y, model.coef_, model.intercept_),
                                 gap=gap(model), epochs=int(np.max(model.n_iter_)))
 
 
@@ -180,8 +174,7 @@ def test_epoch_and_memory(benchmark, impl, monkeypatch):
         peak = _peak(lambda: make().fit(X_tr, y_tr), X_tr.nbytes)
     coef = np.asarray(model.coef_, np.float64).ravel()
     intercept = float(np.ravel(model.intercept_)[0])
-    z = X_tr.astype(np.float64) @ coef + intercept
-    loss = np.mean(np.logaddexp(0, z) - y_tr * z) + coef @ coef / (2 * C * m)
+    loss = objective(X_tr, y_tr, coef, intercept, C)
     accuracy = float(np.mean(((X_te @ coef + intercept) >= 0) == y_te))
     benchmark.extra_info.update(loss=float(loss), accuracy=accuracy, peak_x=round(peak, 3),
                                 epochs=int(np.max(model.n_iter_)) if "lbfgs" in impl else 1)

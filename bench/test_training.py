@@ -9,10 +9,9 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy import special
 from sklearn.exceptions import ConvergenceWarning
 
-from _common import CFG, classification_data, label
+from _common import CFG, classification_data, label, objective
 from xlogreg import LogisticRegression
 
 C = 1.0
@@ -23,13 +22,6 @@ def _data():
     if "d" not in DATA:
         DATA["d"] = classification_data(*CFG["train"])
     return DATA["d"]
-
-
-def objective(X, y, coef, intercept):
-    """Mean log-loss plus ||coef||^2 / (2 C m), in float64 with SciPy."""
-    z = X.astype(np.float64) @ np.asarray(coef, np.float64).ravel() + float(np.ravel(intercept)[0])
-    loss = -np.where(y == 1, special.log_expit(z), special.log_expit(-z)).mean()
-    return float(loss + np.sum(np.asarray(coef, np.float64) ** 2) / (2 * C * len(y)))
 
 
 def _record(benchmark, model, X_tr, y_tr, X_te, y_te, epochs):
