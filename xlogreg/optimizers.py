@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from .models import fast_loss_and_gradient
 
-__all__ = ["GDResult", "LearningRate", "SCHEDULES", "gradient_descent", "lbfgs"]
+__all__ = ["GDResult", "LearningRate", "SCHEDULES", "gradient_descent", "lbfgs", "run_epoch"]
 
 SCHEDULES = ("constant", "invscaling", "adaptive")
 SYNC_STEPS = 32
@@ -78,6 +78,43 @@ def _predict_index(Z, xp):
     if Z.shape[1] == 1:
         return xp.astype(Z[:, 0] >= 0, xp.int64)
     return xp.argmax(Z, axis=1)
+
+
+def run_epoch(backend, X, Y, W, b, *, order, batch, etas, mean_w, alpha, fit_intercept,
+              sample_weight=None):
+    """One epoch of steps on ``batch`` rows each; returns ``(W, b, loss_sum)``.
+
+    Step ``s`` reads rows ``order[s*batch:(s+1)*batch]`` (rows in their order when
+    ``order`` is None) and moves by ``etas[s]``. The backend's compiled epoch runs it
+    when it has one; a full batch is one fused gradient, which beats a serial epoch.
+    """
+    m = X.shape[0] if order is None else order.shape[0]
+    if batch < m:
+        compiled = backend.train_epoch(
+            X, Y, W, b, rows=order, batch=batch, etas=etas, mean_w=mean_w, alpha=alpha,
+            fit_intercept=fit_intercept, sample_weight=sample_weight,
+        )
+        if compiled is not None:
+            return compiled
+    xp = backend.xp
+    if order is not None:
+        # one shuffled copy per epoch, so each step reads a contiguous slice
+        X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
+        if sample_weight is not None:
+            sample_weight = xp.take(sample_weight, order, axis=0)
+    total = 0.0
+    for step, start in enumerate(range(0, m, batch)):
+        stop = min(start + batch, m)
+        part = slice(start, stop) if stop - start < m else slice(None)
+        loss, dW, db = fast_loss_and_gradient(
+            backend, X[part, ...], Y[part, ...], W, b, 1.0 / ((stop - start) * mean_w),
+            alpha, None if sample_weight is None else sample_weight[part],
+        )
+        total = total + loss
+        W = W - etas[step] * dW
+        if fit_intercept:
+            b = b - etas[step] * db
+    return W, b, total
 
 
 def gradient_descent(
@@ -148,43 +185,13 @@ def gradient_descent(
                 order = perm if rows is None else xp.take(rows, perm, axis=0)
             # sum_i s_i L_i plus the penalty at the start of the epoch, times S
             total = (0.5 * alpha * total_w) * xp.sum(W * W)
-            compiled = None
-            if bs < m:
-                compiled = backend.train_epoch(
-                    X, Y, W, b, rows=order, batch=bs, etas=schedule.steps(result.t, steps),
-                    mean_w=mean_w, alpha=alpha, fit_intercept=fit_intercept,
-                    sample_weight=sw_all,
-                )
-            if compiled is not None:
-                W, b, loss = compiled
-                total = total + loss
-                result.t += steps
-            else:
-                Xe, Ye, se = X, Y, sw_all
-                if order is not None:
-                    # one shuffled copy per epoch, so each step reads a contiguous slice
-                    Xe, Ye = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
-                    if se is not None:
-                        se = xp.take(se, order, axis=0)
-                for start in range(0, m, bs):
-                    stop = min(start + bs, m)
-                    loss, dW, db = fast_loss_and_gradient(
-                        backend,
-                        Xe[start:stop, ...],
-                        Ye[start:stop, ...],
-                        W,
-                        b,
-                        1.0 / ((stop - start) * mean_w),
-                        alpha,
-                        None if se is None else se[start:stop],
-                    )
-                    total = total + loss
-                    eta = schedule(result.t)
-                    W = W - eta * dW
-                    if fit_intercept:
-                        b = b - eta * db
-                    result.t += 1
-                del Xe, Ye, se  # the copy goes before the next one is made
+            W, b, loss = run_epoch(
+                backend, X, Y, W, b, order=order, batch=bs,
+                etas=schedule.steps(result.t, steps), mean_w=mean_w, alpha=alpha,
+                fit_intercept=fit_intercept, sample_weight=sw_all,
+            )
+            total = total + loss
+            result.t += steps
             score = None
             if validation is not None:
                 Xv, yv, sv = validation
