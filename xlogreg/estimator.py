@@ -17,6 +17,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 import backends
 
+from . import _dask
 from .losses import log_sigmoid, logsumexp, sigmoid, softmax
 from .models import encode_targets
 from .optimizers import SCHEDULES, LearningRate, _predict_index, gradient_descent, lbfgs
@@ -210,8 +211,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         for attr in ("coef_", "intercept_", "t_", "_eta"):
             self.__dict__.pop(attr, None)
         self.classes_ = classes
-        self._train(backend, X, y_index, sample_weight, self.max_epochs, self.tol,
-                    self.early_stopping)
+        try:
+            self._train(backend, X, y_index, sample_weight, self.max_epochs, self.tol,
+                        self.early_stopping)
+        except BaseException:
+            del self.classes_  # a fit that failed leaves no model behind, not half of one
+            raise
         return self
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -249,14 +254,24 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     def _train(self, backend, X, y_index, sample_weight, max_epochs, tol, early_stopping):
         xp = backend.xp
-        out_kind = backends.input_kind(X)
-        X = _on(backend, X)
-        y_index = _on(backend, y_index, xp.int64)
-        if sample_weight is not None:
-            sample_weight = _on(backend, sample_weight, X.dtype)
         n_classes = int(self.classes_.shape[0])
         k = 1 if n_classes == 2 else n_classes
-        Y = encode_targets(y_index, n_classes, X.dtype, xp)
+        if _dask.is_dask_array(X):
+            if early_stopping:
+                raise ValueError(
+                    "early_stopping is not available for Dask arrays: hold out a "
+                    "validation set yourself (dask_ml.model_selection.train_test_split) "
+                    "and score on it"
+                )
+            out_kind = "numpy"  # the parameters live on the client
+            Y = _dask.targets(y_index, n_classes, X.dtype)
+        else:
+            out_kind = backends.input_kind(X)
+            X = _on(backend, X)
+            y_index = _on(backend, y_index, xp.int64)
+            if sample_weight is not None:
+                sample_weight = _on(backend, sample_weight, X.dtype)
+            Y = encode_targets(y_index, n_classes, X.dtype, xp)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         rng = backend.default_rng(seed)
 
@@ -360,11 +375,15 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X):
         """Raw scores: shape ``(m,)`` for two classes, ``(m, n_classes)`` for more."""
+        if _dask.is_dask_array(X):
+            return _dask.predict_lazy(self, "decision_function", X)
         backend, Z, kind = self._raw(X)
         return self._out(backend, Z[:, 0] if Z.shape[1] == 1 else Z, kind)
 
     def predict_proba(self, X):
         """Class probabilities, shape ``(m, n_classes)``."""
+        if _dask.is_dask_array(X):
+            return _dask.predict_lazy(self, "predict_proba", X)
         backend, Z, kind = self._raw(X)
         xp = backend.xp
         if Z.shape[1] == 1:
@@ -375,6 +394,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     def predict_log_proba(self, X):
         """Logarithm of the class probabilities, finite even for huge scores."""
+        if _dask.is_dask_array(X):
+            return _dask.predict_lazy(self, "predict_log_proba", X)
         backend, Z, kind = self._raw(X)
         xp = backend.xp
         if Z.shape[1] == 1:
@@ -385,6 +406,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """Class labels: the class with the largest score (``sigmoid(z) >= 0.5``)."""
+        if _dask.is_dask_array(X):
+            return _dask.predict_lazy(self, "predict", X)
         backend, Z, kind = self._raw(X)
         index = _predict_index(Z, backend.xp)
         if kind == "numpy":
@@ -393,6 +416,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy, weighted by ``sample_weight``, in the namespace of ``X``."""
+        if _dask.any_dask(X, y, sample_weight):
+            check_is_fitted(self)
+            return _dask.score(self, X, y, sample_weight)
         pred = self.predict(X)
         if backends.input_kind(pred) == "numpy":
             return super().score(X, y, sample_weight)
@@ -411,6 +437,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             )
         if y is _PREDICT:
             y = None
+        if _dask.any_dask(X, y, sample_weight):
+            return _dask.check_input(self, X, y, sample_weight, reset=reset,
+                                     fitting=y is not None)
         backend = backends.resolve_backend(self.backend, X, y, sample_weight)
         if backends.input_kind(X) != "numpy":
             return (backend, *self._check_device_input(X, y, sample_weight, reset))
@@ -487,13 +516,16 @@ def _on(backend, a, dtype=None):
 
 
 def _like(values, ref):
-    """``values`` in the namespace of ``ref`` (host when ``ref`` is on the host)."""
-    if backends.input_kind(ref) == "numpy":
+    """``values`` in the namespace of ``ref`` (host when ``ref`` is on the host or
+    a Dask array)."""
+    if _dask.is_dask_array(ref) or backends.input_kind(ref) == "numpy":
         return backends.to_numpy(values)
     return _on(backends.get_backend(backends.input_kind(ref)), values)
 
 
 def _unique_inverse(y):
+    if _dask.is_dask_array(y):
+        return _dask.unique_inverse(y)
     if backends.input_kind(y) == "numpy":
         return np.unique(np.asarray(y), return_inverse=True)
     xp = array_namespace(y)
@@ -503,6 +535,8 @@ def _unique_inverse(y):
 
 def _encode(y, classes):
     """Indices of ``y`` in the sorted ``classes``; error for labels not in it."""
+    if _dask.is_dask_array(y):
+        return _dask.encode(y, classes)
     if backends.input_kind(y) == "numpy":
         y = np.asarray(y)
         index = np.clip(np.searchsorted(classes, y), 0, classes.shape[0] - 1)
