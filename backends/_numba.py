@@ -19,6 +19,7 @@ The reference these kernels are held to is ``xlogreg.models.loss_and_gradient``.
 from __future__ import annotations
 
 import math
+import os
 
 import numba
 import numpy as np
@@ -33,6 +34,10 @@ _INV_LN2 = 1.0 / math.log(2.0)
 _FLOOR = -708.0  # exp(-708) is still a normal float64; anything below is 0 to the loss
 _EXP_COEF = tuple(1.0 / math.factorial(i) for i in range(14))  # |r| <= ln2/2: < 1e-17
 _ATANH_COEF = tuple(1.0 / (2 * i + 1) for i in range(17))  # u^2 <= 1/9: < 1e-17
+
+# OMP_NUM_THREADS caps BLAS and OpenMP; Numba ignores it, so it is applied here.
+# Dask's workers set it to 1: their parallelism is their task threads.
+THREAD_CAP = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
 
 _JIT = dict(nogil=True, cache=True, fastmath=True)
 # no reassociation where the order of operations carries the precision
@@ -267,6 +272,8 @@ def gradient(X, Y, W, b, scale, alpha, sample_weight=None):
     pass over ``X``; the loss is a float64 0-d array."""
     k = W.shape[1]
     n = X.shape[1]
+    if 0 < THREAD_CAP < numba.get_num_threads():
+        numba.set_num_threads(THREAD_CAP)  # for the calling thread, which keeps it
     chunks = max(1, min(4 * numba.get_num_threads(), -(-X.shape[0] // BLOCK)))
     out = np.empty((chunks, k * (n + 1) + 1))
     sw = _none(X.dtype) if sample_weight is None else sample_weight

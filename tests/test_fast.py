@@ -227,3 +227,20 @@ def test_fit_makes_at_most_one_extra_copy_of_X(path, params, request, rng):
     # else reads X in place, leaving per-row arrays (labels, permutation): ~0.2 X here
     limit = 1.3 if path == "plain" and "batch_size" in params else 0.3
     assert extra <= limit, f"fit allocated {extra:.2f} times the size of X"
+
+
+def test_omp_num_threads_caps_the_kernels_threads():
+    """Dask workers set OMP_NUM_THREADS=1; the fused gradient must not then start a
+    thread per core in each worker."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numba, numpy as np; from backends import _numba as k; "
+            "X = np.ones((4096, 8)); Y = np.ones((4096, 1)); "
+            "k.gradient(X, Y, np.zeros((8, 1)), np.zeros(1), 1.0, 0.0); "
+            "print(numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS)")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.stdout.split() == ["1", "2"]

@@ -76,6 +76,7 @@ class DaskBackend(backends.Backend):
     def __init__(self, chunk: backends.Backend):
         self.chunk = chunk
         self.name = f"dask[{chunk.name}]"
+        self._groups = {}
 
     def asarray(self, x, dtype=None):
         if is_dask_array(x):
@@ -99,8 +100,8 @@ class DaskBackend(backends.Backend):
 
     def fused_gradient(self, X, Y, W, b, scale, alpha, sample_weight=None):
         dask = require("dask", "fitting on Dask arrays")
-        parts = [dask.delayed(_chunk_gradient, pure=True)(xb, yb, sb, W, b)
-                 for xb, yb, sb in _blocks(X, Y, sample_weight)]
+        parts = [dask.delayed(_chunks_gradient, pure=True)(group, W, b)
+                 for group in self._by_worker(X, Y, sample_weight)]
         parts = _compute(dask, parts)
         loss = np.asarray(math.fsum(p[0] for p in parts))
         dW = np.sum([p[1] for p in parts], axis=0) * scale
@@ -108,6 +109,28 @@ class DaskBackend(backends.Backend):
             dW = dW + alpha * W
         db = np.sum([p[2] for p in parts], axis=0) * scale
         return loss, dW.astype(W.dtype), db.astype(W.dtype)
+
+    def _by_worker(self, X, Y, sample_weight):
+        """The chunks grouped by the worker that holds them: one task per worker and
+        step, not one per chunk, since each task costs the scheduler milliseconds.
+        Where a worker is lost the groups go stale, which costs a transfer, never a
+        wrong sum. Without a distributed client, one group per chunk."""
+        key = (X.name, Y.name, None if sample_weight is None else sample_weight.name)
+        if key not in self._groups:
+            blocks = _blocks(X, Y, sample_weight)
+            where = [()] * len(blocks)
+            try:
+                from distributed import default_client
+
+                held = default_client().who_has(X)
+                where = [tuple(held.get(xb.key, ()))[:1] for xb, _, _ in blocks]
+            except (ImportError, ValueError):  # no distributed, or no client
+                where = list(range(len(blocks)))
+            groups = {}
+            for place, block in zip(where, blocks):
+                groups.setdefault(place or id(block), []).append(block)
+            self._groups[key] = list(groups.values())
+        return self._groups[key]
 
     def train_epoch(self, X, Y, W, b, *, rows, batch, etas, mean_w, alpha, fit_intercept,
                     sample_weight=None):
@@ -160,12 +183,17 @@ def _on_chunk(block, *params):
     return backend, [backend.asarray(p, dtype=block.dtype) for p in params]
 
 
-def _chunk_gradient(X, Y, sw, W, b):
-    """Unscaled ``(sum s L, X.T @ (s dZ), sum s dZ)`` of one chunk, on the host."""
-    backend, (W, b) = _on_chunk(X, W, b)
-    loss, dW, db = fast_loss_and_gradient(backend, X, Y, W, b, 1.0, 0.0, sw)
-    return (float(loss), backend.to_numpy(dW).astype(np.float64),
-            backend.to_numpy(db).astype(np.float64))
+def _chunks_gradient(blocks, W, b):
+    """Unscaled ``(sum s L, X.T @ (s dZ), sum s dZ)`` of some chunks, on the host in
+    float64."""
+    loss, dW, db = 0.0, 0.0, 0.0
+    for X, Y, sw in blocks:
+        backend, (Wc, bc) = _on_chunk(X, W, b)
+        part = fast_loss_and_gradient(backend, X, Y, Wc, bc, 1.0, 0.0, sw)
+        loss += float(part[0])
+        dW = dW + backend.to_numpy(part[1]).astype(np.float64)
+        db = db + backend.to_numpy(part[2]).astype(np.float64)
+    return loss, dW, db
 
 
 def _chunk_epoch(X, Y, sw, state, seed, etas, batch, mean_w, alpha, fit_intercept):

@@ -24,6 +24,7 @@ SUBJECTS = [
     ("epoch", "Training: one epoch by batch size (per-epoch time)"),
     ("fit", "Training: full fits to convergence, with peers"),
     ("cpu", "CPU fast path: fused gradient, L-BFGS, compiled epochs, memory"),
+    ("dask", "Beyond one machine: a Dask cluster, and data streamed from disk"),
 ]
 BASELINES = ("python loop", "loop over ndarray", "math loop", "loop over list")
 
@@ -87,8 +88,8 @@ def _missing_gpu_rows(rows, has_gpu):
     present = {(r["group"], r["impl"]) for r in rows}
     out = []
     for r in rows:
-        if "numpy" not in r["impl"] or "torch" in r["impl"] or r["subject"] == "cpu":
-            continue  # the CPU fast-path rows have no GPU twin
+        if "numpy" not in r["impl"] or "torch" in r["impl"] or r["subject"] in ("cpu", "dask"):
+            continue  # the CPU fast-path and cluster rows have no GPU twin
         twins = [r["impl"].replace("numpy", "cupy")]
         if r["subject"] == "epoch" and r["impl"] == "numpy":
             twins.append("cupy + transfer")
