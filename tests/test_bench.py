@@ -15,11 +15,13 @@ def test_bench_smoke_runs_every_benchmark_and_renders(tmp_path, capsys):
     machine = data["machine_info"]["xlogreg"]
     assert machine["bench_size"] == "smoke" and machine["cpu"] and machine["cpu_count"]
     subjects = {b["extra_info"]["subject"] for b in data["benchmarks"]}
-    assert {"dot", "matvec", "elementwise", "step", "epoch", "fit", "cpu"} <= subjects
+    assert {"dot", "matvec", "elementwise", "step", "epoch", "fit", "cpu", "dask"} <= subjects
     report = (tmp_path / "report.md").read_text()
     for heading in ("Dot product", "u = A v", "Element-wise", "gradient step", "per-epoch",
                     "full fits", "sklearn SGDClassifier", "sklearn LogisticRegression",
-                    "Performance targets", "time to the optimum", "peak memory beyond X"):
+                    "Performance targets", "time to the optimum", "peak memory beyond X",
+                    "Beyond one machine", "xlogreg lbfgs (dask)", "chunks in turn (shipped)",
+                    ".npy memory-mapped"):
         assert heading in report
     if "cupy" not in backends.available_backends():
         assert "| cupy | skipped: no GPU |" in report

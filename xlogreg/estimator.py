@@ -120,6 +120,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     Outputs are in the namespace of the input: NumPy in, NumPy out; CuPy in, CuPy
     out, with no host round trip.
 
+    Dask arrays (NumPy or CuPy chunks) train where their chunks live: full-batch steps
+    and L-BFGS as one map-reduce over the chunks per step, mini-batches streamed
+    through the chunks in turn; the fitted attributes are NumPy arrays on the client
+    and prediction returns lazy Dask arrays. ``early_stopping`` is not available
+    there. See ``xlogreg._dask``; for data on disk, ``xlogreg.fit_out_of_core``.
+
     Examples
     --------
     >>> from sklearn.datasets import load_breast_cancer
