@@ -43,9 +43,10 @@ def client():
 def problem(client):
     from sklearn.datasets import make_classification
 
-    X, y = make_classification(n_samples=M, n_features=N, n_informative=N // 2,
+    X, y = make_classification(n_samples=M + M // 4, n_features=N, n_informative=N // 2,
                                random_state=0)
     X = (X - X.mean(axis=0)) / X.std(axis=0)
+    X, X_test, y, y_test = X[:M], X[M:], y[:M], y[M:]  # accuracy on held-out rows
     rows = -(-M // CHUNKS)
     dX = da.from_array(X, chunks=(rows, N)).persist()
     dy = da.from_array(y, chunks=(rows,)).persist()
@@ -54,7 +55,13 @@ def problem(client):
         warnings.simplefilter("ignore")
         ref = LogisticRegression(backend="numpy", solver="lbfgs", C=C, tol=1e-12,
                                  max_epochs=20_000).fit(X, y)
-    return dict(X=X, y=y, dX=dX, dy=dy, J=objective(X, y, ref.coef_, ref.intercept_, C))
+    return dict(X=X, y=y, dX=dX, dy=dy, X_test=X_test, y_test=y_test,
+                J=objective(X, y, ref.coef_, ref.intercept_, C))
+
+
+def _accuracy(problem, coef, intercept):
+    z = problem["X_test"] @ np.ravel(coef) + np.ravel(intercept)[0]
+    return float(np.mean((z >= 0) == problem["y_test"]))
 
 
 def _make(impl, tol):
@@ -102,9 +109,8 @@ def test_time_to_optimum(benchmark, client, problem, impl):
         model = benchmark.pedantic(lambda: _make(impl, tol).fit(*data),
                                    rounds=ROUNDS.get(impl, 3), iterations=1)
     coef, intercept = np.ravel(model.coef_), np.ravel(model.intercept_)
-    accuracy = float(np.mean(((X @ coef + intercept[0]) >= 0) == y))
     benchmark.extra_info.update(loss=objective(X, y, coef, intercept, C), gap=gap(model),
-                                accuracy=accuracy,
+                                accuracy=_accuracy(problem, coef, intercept),
                                 epochs=int(np.max(getattr(model, "n_iter_", 0))))
 
 
@@ -158,7 +164,7 @@ def test_minibatch_modes(benchmark, client, problem, mode, lr):
     benchmark.extra_info.update(
         loss=objective(X, y, coef, intercept, C), epochs=EPOCHS,
         gap=(objective(X, y, coef, intercept, C) - problem["J"]) / problem["J"],
-        accuracy=float(np.mean(((X @ coef + intercept[0]) >= 0) == y)))
+        accuracy=_accuracy(problem, coef, intercept))
 
 
 # ---------------------------------------------------------------- out of core
@@ -191,6 +197,6 @@ def test_out_of_core_epoch(benchmark, problem, source, tmp_path_factory):
     benchmark.group = f"out of core: one batch-64 epoch, {M}x{N} float32"
     label(benchmark, "dask", source, batch_size=64)
     model = benchmark.pedantic(fit, rounds=3, iterations=1, warmup_rounds=1)
-    benchmark.extra_info.update(
-        loss=objective(problem["X"], y, np.ravel(model.coef_), np.ravel(model.intercept_), C),
-        epochs=1)
+    coef, intercept = np.ravel(model.coef_), np.ravel(model.intercept_)
+    benchmark.extra_info.update(loss=objective(problem["X"], y, coef, intercept, C), epochs=1,
+                                accuracy=_accuracy(problem, coef, intercept))

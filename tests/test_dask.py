@@ -137,32 +137,38 @@ def test_host_labels_and_column_chunks_are_aligned(client, data):
     assert_allclose(ours.coef_, mem.coef_, rtol=1e-6, atol=1e-9)
 
 
-def _kill_one_worker(client):
-    addr, pid = sorted(client.run(os.getpid).items())[0]
-    os.kill(pid, signal.SIGKILL)
-    return addr
+@pytest.fixture
+def kill_worker_at(client, monkeypatch):
+    """``kill_worker_at(n)``: SIGKILL one worker process as the n-th distributed
+    gradient of the fit starts; returns the list the calls are counted in."""
+    def arm(n):
+        real, calls = xdask.DaskBackend.fused_gradient, []
+
+        def killing(self, *args, **kw):
+            calls.append(1)
+            if len(calls) == n:
+                addr, pid = sorted(client.run(os.getpid).items())[0]
+                os.kill(pid, signal.SIGKILL)
+            return real(self, *args, **kw)
+
+        monkeypatch.setattr(xdask.DaskBackend, "fused_gradient", killing)
+        return calls
+
+    yield arm
+    client.wait_for_workers(2, timeout=30)  # the nanny restarts it
 
 
-def test_worker_killed_mid_fit_is_survived(client, data, monkeypatch, relative_gap):
+def test_worker_killed_mid_fit_is_survived(data, kill_worker_at, relative_gap):
     """Dask recomputes the lost chunks from their source; the model is unchanged."""
     X, y, dX, dy = data
-    real, calls = xdask.DaskBackend.fused_gradient, []
-
-    def killing(self, *args, **kw):
-        calls.append(1)
-        if len(calls) == 3:
-            _kill_one_worker(client)
-        return real(self, *args, **kw)
-
-    monkeypatch.setattr(xdask.DaskBackend, "fused_gradient", killing)
+    calls = kill_worker_at(3)
     ours = _fit(LogisticRegression(solver="lbfgs", tol=1e-10), dX, dy)
     mem = _fit(LogisticRegression(backend="numpy", solver="lbfgs", tol=1e-10), X, y)
     assert len(calls) > 3
     assert relative_gap(X, y, ours, mem) < 1e-6
-    client.wait_for_workers(2, timeout=30)
 
 
-def test_lost_data_is_reported_and_leaves_no_model(client, data, monkeypatch):
+def test_lost_data_is_reported_and_leaves_no_model(client, data, kill_worker_at):
     """Scattered data has no source to recompute from: an error, never a model."""
     X, y, _, _ = data
     client.wait_for_workers(2, timeout=30)
@@ -171,20 +177,11 @@ def test_lost_data_is_reported_and_leaves_no_model(client, data, monkeypatch):
     fy = client.scatter([y[h] for h in halves])
     dX = da.concatenate([da.from_delayed(f, X[h].shape, X.dtype) for f, h in zip(fx, halves)])
     dy = da.concatenate([da.from_delayed(f, y[h].shape, y.dtype) for f, h in zip(fy, halves)])
-    real, calls = xdask.DaskBackend.fused_gradient, []
-
-    def killing(self, *args, **kw):
-        calls.append(1)
-        if len(calls) == 2:
-            _kill_one_worker(client)
-        return real(self, *args, **kw)
-
-    monkeypatch.setattr(xdask.DaskBackend, "fused_gradient", killing)
+    kill_worker_at(2)
     est = LogisticRegression(solver="lbfgs")
     with pytest.raises(RuntimeError, match="worker was lost during fit"):
         est.fit(dX, dy)
     assert not hasattr(est, "coef_") and not hasattr(est, "classes_")
-    client.wait_for_workers(2, timeout=30)
 
 
 @pytest.mark.parametrize("bad, match", [

@@ -33,6 +33,7 @@ import numpy as np
 from array_api_compat import array_namespace, is_dask_array
 import array_api_compat.numpy as np_xp
 from sklearn.exceptions import DataConversionWarning
+from sklearn.utils.validation import _check_feature_names, _check_n_features
 
 import backends
 
@@ -271,14 +272,8 @@ def check_input(est, X, y, sample_weight, *, reset, fitting):
                          meta=chunk.asarray(np.empty((0, 0), X.dtype)))
     if X.numblocks[1] > 1:  # the kernels want whole rows
         X = X.rechunk({1: -1})
-    if reset:
-        est.n_features_in_ = X.shape[1]
-        est.__dict__.pop("feature_names_in_", None)
-    elif X.shape[1] != est.n_features_in_:
-        raise ValueError(
-            f"X has {X.shape[1]} features, but {type(est).__name__} is expecting "
-            f"{est.n_features_in_} features as input."
-        )
+    _check_feature_names(est, X, reset=reset)
+    _check_n_features(est, X, reset=reset)
     if not fitting:
         return DaskBackend(chunk), X, None, None
     y = _rows_like(da, X, y, "y")

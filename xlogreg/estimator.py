@@ -13,7 +13,13 @@ from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_n_features,
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 import backends
 
@@ -474,14 +480,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             X = xp.astype(X, xp.float64)
         if not bool(xp.all(xp.isfinite(X))):
             raise ValueError("Input X contains NaN or infinity.")
-        if reset:
-            self.n_features_in_ = X.shape[1]
-            self.__dict__.pop("feature_names_in_", None)
-        elif X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
+        _check_feature_names(self, X, reset=reset)
+        _check_n_features(self, X, reset=reset)
         if y is None:
             return X, None, None
         if y.ndim == 2 and y.shape[1] == 1:
