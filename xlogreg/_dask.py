@@ -11,10 +11,10 @@ backend (the fused Numba kernel for NumPy chunks, CuPy for CuPy chunks):
 * ``train_epoch``: a mini-batch epoch that visits the chunks one after another and
   hands on the parameters and the rows left over at the end of a chunk (fewer than
   ``batch_size``), so the batches are those of an in-memory epoch over the same
-  order. The alternative, chunks in parallel with their parameters averaged, is
-  faster per epoch but reached a loss 5 to 70 times further from the optimum in
-  the measurements (``bench/test_dask.py``), except at a step size so large that
-  in-turn SGD sits at its noise floor, where a smaller step does better still.
+  order. The alternative, all chunks in parallel from the same parameters and the
+  results averaged, is faster per epoch (every worker busy), but in the
+  measurements (``bench/test_dask.py``) it reached the higher loss: each mode at
+  the step size that suits it, in turn ends 1.6 times closer to the optimum.
 
 Shuffling draws a random order of the chunks and a random order within each chunk:
 a global permutation would move every row across the network each epoch.

@@ -176,7 +176,7 @@ def _target_lines(rows):
     for group, impl, versus, ratio, target in targets(rows):
         verdict = "met" if ratio <= target else f"missed by {ratio / target:.2f}x"
         out.append(f"- {group}: {impl} takes **{ratio:.3f}x** the time of {versus} "
-                   f"(target at most {target}x: {verdict})")
+                   f"(target at most {target:.3g}x: {verdict})")
     return out
 
 
