@@ -121,17 +121,16 @@ class DaskBackend(backends.Backend):
         key = (X.name, Y.name, None if sample_weight is None else sample_weight.name)
         if key not in self._groups:
             blocks = _blocks(X, Y, sample_weight)
-            where = [()] * len(blocks)
             try:
                 from distributed import default_client
 
                 held = default_client().who_has(X)
                 where = [tuple(held.get(xb.key, ()))[:1] for xb, _, _ in blocks]
             except (ImportError, ValueError):  # no distributed, or no client
-                where = list(range(len(blocks)))
+                where = [()] * len(blocks)
             groups = {}
-            for place, block in zip(where, blocks):
-                groups.setdefault(place or id(block), []).append(block)
+            for i, (place, block) in enumerate(zip(where, blocks)):
+                groups.setdefault(place or i, []).append(block)  # not held yet: alone
             self._groups[key] = list(groups.values())
         return self._groups[key]
 
