@@ -43,7 +43,7 @@ from .optimizers import run_epoch
 __all__ = ["DaskBackend", "INSTALL_HINT", "is_dask_array", "require"]
 
 INSTALL_HINT = 'pip install "xlogreg[dask]"'
-_WORKER_LOST = ("KilledWorker", "FutureCancelledError", "CancelledError")
+_WORKER_LOST = ("KilledWorker", "FutureCancelledError")  # distributed's names for it
 
 
 def require(module: str, purpose: str):
@@ -304,8 +304,8 @@ def _rows_like(da, X, a, name):
         if a.ndim == 1 and a.shape[0] == X.shape[0]:
             a = da.from_array(a, chunks=(X.chunks[0],))
     if a.ndim == 2 and a.shape[1] == 1:
-        warnings.warn("A column-vector y was passed when a 1d array was expected; it is "
-                      "raveled.", DataConversionWarning, stacklevel=4)
+        warnings.warn(f"A column-vector {name} was passed when a 1d array was expected; "
+                      "it is raveled.", DataConversionWarning, stacklevel=4)
         a = a.reshape((-1,))
     if a.ndim != 1 or a.shape[0] != X.shape[0]:
         raise ValueError(
