@@ -1,6 +1,6 @@
 """The ``xp`` layer: the only code that knows NumPy from CuPy.
 
->>> from backends import get_backend
+>>> from xlogreg.backends import get_backend
 >>> be = get_backend("cpu")
 >>> be.name
 'numpy'

@@ -7,7 +7,7 @@ import os
 import numpy as np
 from scipy import special
 
-import backends
+from xlogreg import backends
 
 # smoke: every benchmark at tiny sizes (CI); quick: a couple of minutes; full: real sizes
 SIZES = {

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import backends
+from xlogreg import backends
 from _common import SIZE, gpu_backend_or_skip
 
 

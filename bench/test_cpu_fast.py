@@ -15,7 +15,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from _common import CFG, SIZE, classification_data, label, objective
-from backends import _numpy as numpy_backend
+from xlogreg.backends import _numpy as numpy_backend
 from xlogreg import LogisticRegression
 from xlogreg.models import encode_targets, loss_and_gradient
 

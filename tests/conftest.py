@@ -7,7 +7,7 @@ from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-import backends
+from xlogreg import backends
 
 
 def _backend_or_skip(name):

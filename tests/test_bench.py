@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-import backends
+from xlogreg import backends
 from xlogreg.cli import main
 from xlogreg.report import compare, render
 

@@ -22,7 +22,7 @@ def test_demo_prints_three_forms_of_gradient_descent(capsys):
 
 def test_demo_without_cupy_for_cuda_fails_with_the_install_hint(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "cupy", None)
-    import backends
+    from xlogreg import backends
 
     backends._make.cache_clear()
     try:

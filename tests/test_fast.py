@@ -13,12 +13,12 @@ from scipy import special
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
-import backends
-from backends import _numpy as numpy_backend
+from xlogreg import backends
+from xlogreg.backends import _numpy as numpy_backend
 from xlogreg import LogisticRegression
 from xlogreg.models import encode_targets, loss_and_gradient
 
-kernels = pytest.importorskip("backends._numba", reason="the fast path needs numba")
+kernels = pytest.importorskip("xlogreg.backends._numba", reason="the fast path needs numba")
 
 RTOL = {np.float64: 1e-12, np.float32: 2e-6}
 
@@ -236,7 +236,7 @@ def test_omp_num_threads_caps_the_kernels_threads():
     import subprocess
     import sys
 
-    code = ("import numba, numpy as np; from backends import _numba as k; "
+    code = ("import numba, numpy as np; from xlogreg.backends import _numba as k; "
             "X = np.ones((4096, 8)); Y = np.ones((4096, 1)); "
             "k.gradient(X, Y, np.zeros((8, 1)), np.zeros(1), 1.0, 0.0); "
             "print(numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS)")

@@ -35,7 +35,7 @@ import array_api_compat.numpy as np_xp
 from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.validation import _check_feature_names, _check_n_features
 
-import backends
+from . import backends
 
 from .models import encode_targets, fast_loss_and_gradient
 from .optimizers import run_epoch

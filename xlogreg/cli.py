@@ -11,7 +11,7 @@ import time
 import warnings
 from pathlib import Path
 
-import backends
+from . import backends
 
 __all__ = ["main"]
 

@@ -21,7 +21,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-import backends
+from . import backends
 
 from . import _dask
 from .losses import log_sigmoid, logsumexp, sigmoid, softmax
