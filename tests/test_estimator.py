@@ -133,11 +133,18 @@ def test_sample_weight_equals_repeating_rows(rng):
     X = rng.normal(size=(30, 4))
     y = rng.integers(0, 3, size=30)
     w = rng.integers(1, 4, size=30)
-    weighted = LogisticRegression(backend="numpy", max_epochs=200, tol=None).fit(X, y, w)
-    repeated = LogisticRegression(backend="numpy", max_epochs=200, tol=None).fit(
-        np.repeat(X, w, axis=0), np.repeat(y, w))
+    # a fixed step: the same updates to rounding
+    params = dict(backend="numpy", max_epochs=200, tol=None, learning_rate=0.1)
+    weighted = LogisticRegression(**params).fit(X, y, w)
+    repeated = LogisticRegression(**params).fit(np.repeat(X, w, axis=0), np.repeat(y, w))
     assert_allclose(weighted.coef_, repeated.coef_, rtol=1e-10)
     assert_allclose(weighted.intercept_, repeated.intercept_, rtol=1e-10, atol=1e-14)
+    # the automatic step: the same optimum
+    weighted = LogisticRegression(backend="numpy", tol=1e-10).fit(X, y, w)
+    repeated = LogisticRegression(backend="numpy", tol=1e-10).fit(
+        np.repeat(X, w, axis=0), np.repeat(y, w))
+    assert_allclose(weighted.coef_, repeated.coef_, rtol=1e-6, atol=1e-9)
+    assert_allclose(weighted.intercept_, repeated.intercept_, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("backend_name", ["numpy", "array_api_strict"])
@@ -201,7 +208,7 @@ def test_pandas_and_lists(breast_cancer):
     a = LogisticRegression(backend="numpy", max_epochs=30, tol=None).fit(frame, pd.Series(y))
     b = LogisticRegression(backend="numpy", max_epochs=30, tol=None).fit(X.tolist(), y.tolist())
     assert_array_equal(a.feature_names_in_, frame.columns)
-    assert_allclose(a.coef_, b.coef_, rtol=1e-12)
+    assert_allclose(a.coef_, b.coef_, rtol=1e-9)  # memory order changes the rounding
     assert_array_equal(a.predict(frame), b.predict(X.tolist()))
 
 
@@ -229,8 +236,8 @@ def test_stops_after_n_iter_no_change(breast_cancer):
                              n_iter_no_change=3).fit(X, y)
     curve = np.array(clf.loss_curve_)
     best, stall = np.inf, 0
-    for i, loss in enumerate(curve):  # sklearn's rule, replayed on the recorded curve
-        stall = stall + 1 if loss > best - 1e-3 else 0
+    for i, loss in enumerate(curve):  # the rule, relative, replayed on the recorded curve
+        stall = stall + 1 if loss > best - 1e-3 * abs(best) else 0
         best = min(best, loss)
         if stall >= 3:
             break
@@ -257,7 +264,7 @@ def test_adaptive_schedule_cuts_until_tiny(breast_cancer):
                              learning_rate=0.1, random_state=0, max_epochs=2000).fit(X, y)
     assert math.isclose(clf.learning_rate_, 0.1 / 5**8)
     inv = LogisticRegression(backend="numpy", lr_schedule="invscaling", max_epochs=9,
-                             tol=None).fit(X, y)
+                             learning_rate=0.1, tol=None).fit(X, y)
     assert math.isclose(inv.learning_rate_, 0.1 / 9**0.5)
 
 

@@ -83,7 +83,7 @@ def test_negative_sample_weight(data, no_training):
 
 def test_early_stopping_needs_validation_rows(no_training):
     X, y = np.eye(4), np.array([0, 1, 0, 1])
-    with pytest.raises(ValueError, match="validation_fraction=0.1 of 4 samples"):
+    with pytest.raises(ValueError, match="validation_fraction=0.1 of the 4 samples with positive weight"):
         LogisticRegression(backend="numpy", early_stopping=True).fit(X, y)
 
 
@@ -109,7 +109,7 @@ def test_partial_fit_needs_classes_and_known_labels(data):
         clf.partial_fit(X, np.where(y == 1, 2, 0))
     with pytest.raises(ValueError, match="not the same as on the first call"):
         clf.partial_fit(X, y, classes=[0, 1, 2])
-    with pytest.raises(ValueError, match="at least 2 labels"):
+    with pytest.raises(ValueError, match="at least 2 classes in classes"):
         LogisticRegression().partial_fit(X, np.zeros(20), classes=[0])
 
 

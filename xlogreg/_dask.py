@@ -33,14 +33,14 @@ import numpy as np
 from array_api_compat import array_namespace, is_dask_array
 import array_api_compat.numpy as np_xp
 from sklearn.exceptions import DataConversionWarning
-from sklearn.utils.validation import _check_feature_names, _check_n_features
+from sklearn.utils.validation import validate_data
 
 from . import backends
 
 from .models import encode_targets, fast_loss_and_gradient
 from .optimizers import run_epoch
 
-__all__ = ["DaskBackend", "INSTALL_HINT", "is_dask_array", "require"]
+__all__ = ["DaskBackend", "DaskData", "INSTALL_HINT", "is_dask_array", "require"]
 
 INSTALL_HINT = 'pip install "xlogreg[dask]"'
 _WORKER_LOST = ("KilledWorker", "FutureCancelledError")  # distributed's names for it
@@ -100,6 +100,23 @@ class DaskBackend(backends.Backend):
 
     def device_info(self) -> dict:
         return {"backend": self.name, **self.chunk.device_info()}
+
+    def data_scale(self, X, sample_weight=None):
+        """``xlogreg.optimizers.data_scale`` as one reduction on the workers."""
+        dask = require("dask", "fitting on Dask arrays")
+        X64 = X.astype(np.float64)
+        sq = X64 * X64
+        rows = sq.sum(axis=1) + 1.0
+        if sample_weight is None:
+            parts = (X64.sum(axis=0), sq.sum(axis=0), rows.max(), X.shape[0])
+        else:
+            w = sample_weight.astype(np.float64)
+            parts = ((X64 * w[:, None]).sum(axis=0), (sq * w[:, None]).sum(axis=0),
+                     (rows * w).max(), w.sum())
+        s1, s2, top, total = (backends.to_numpy(v) for v in _compute(dask, parts))
+        mean = s1 / total
+        return {"mean": mean, "var": np.maximum(s2 / total - mean * mean, 0.0),
+                "sq": s2 / total, "max_row": float(top) * X.shape[0] / float(total)}
 
     def fused_gradient(self, X, Y, W, b, scale, alpha, sample_weight=None):
         dask = require("dask", "fitting on Dask arrays")
@@ -271,8 +288,7 @@ def check_input(est, X, y, sample_weight, *, reset, fitting):
                          meta=chunk.asarray(np.empty((0, 0), X.dtype)))
     if X.numblocks[1] > 1:  # the kernels want whole rows
         X = X.rechunk({1: -1})
-    _check_feature_names(est, X, reset=reset)
-    _check_n_features(est, X, reset=reset)
+    validate_data(est, X, reset=reset, skip_check_array=True)
     if not fitting:
         return DaskBackend(chunk), X, None, None
     y = _rows_like(da, X, y, "y")
@@ -387,3 +403,44 @@ def score(est, X, y, sample_weight=None):
         return float(hit.mean().compute())
     sw = _rows_like(da, pred, sample_weight, "sample_weight")
     return float(((hit * sw).sum() / sw.sum()).compute())
+
+
+class DaskData:
+    """Dask arrays as a data kind (see ``xlogreg._data``): checked and trained where
+    their chunks live, predicted lazily; the fitted attributes are NumPy arrays on
+    the client."""
+
+    def __init__(self, backend_name, *arrays):
+        self.backend_name = backend_name
+        self.trainer = None
+
+    def check(self, est, X, y=None, sample_weight=None, *, reset):
+        fitting = y is not None
+        if fitting and est.early_stopping:
+            raise ValueError(
+                "early_stopping is not available for Dask arrays: hold out a validation "
+                "set yourself (dask_ml.model_selection.train_test_split) and score on it")
+        self.trainer, X, y, sample_weight = check_input(est, X, y, sample_weight,
+                                                        reset=reset, fitting=fitting)
+        return X, y, sample_weight
+
+    def classes(self, y):
+        return unique_inverse(y)
+
+    def like_labels(self, values, y):
+        return backends.to_numpy(values)
+
+    def encode(self, y, classes):
+        return encode(y, classes)
+
+    def prepare(self, X, y_index, sample_weight, n_classes):
+        return X, targets(y_index, n_classes, X.dtype), y_index, sample_weight
+
+    def params_like(self, X_in, W, b):
+        return np.ascontiguousarray(np.asarray(W).T), np.asarray(b)
+
+    def predict(self, est, method, X):
+        return predict_lazy(est, method, X)
+
+    def score(self, est, X, y, sample_weight=None):
+        return score(est, X, y, sample_weight)

@@ -2,36 +2,51 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from array_api_compat import array_namespace
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import (
-    _check_feature_names,
-    _check_n_features,
-    _check_sample_weight,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
 
 from . import backends
-
-from . import _dask
-from .losses import log_sigmoid, logsumexp, sigmoid, softmax
-from .models import encode_targets
-from .optimizers import SCHEDULES, LearningRate, _predict_index, gradient_descent, lbfgs
+from ._data import data_for
+from .models import fast_loss_and_gradient
+from .optimizers import (
+    SCHEDULES,
+    Diverged,
+    LearningRate,
+    LineSearch,
+    data_scale,
+    gradient_descent,
+    lbfgs,
+)
 
 __all__ = ["LogisticRegression"]
 
-_FLOATS = [np.float64, np.float32]
-_PREDICT = object()  # marks a call with no y at all, as opposed to y=None
+
+def _fails_whole(method):
+    """An exception in ``method``, ``KeyboardInterrupt`` included, restores every
+    attribute of the estimator as it was before the call: the previous model intact,
+    or no fitted attribute at all (so ``check_is_fitted`` tells the truth)."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        before = dict(self.__dict__)
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    return guarded
 
 
 class LogisticRegression(ClassifierMixin, BaseEstimator):
@@ -151,7 +166,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         "backend": [StrOptions(set(backends.BACKEND_NAMES))],
         "solver": [StrOptions({"gd", "lbfgs"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions(set(SCHEDULES))],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -159,7 +174,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "C": [Interval(Real, 0, None, closed="neither"), None],
+        "C": [Interval(Real, 0, None, closed="right"), None],
         "fit_intercept": ["boolean"],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
@@ -169,23 +184,23 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        backend="auto",
-        solver="gd",
-        batch_size=None,
-        learning_rate=0.1,
-        lr_schedule="constant",
-        power_t=0.5,
-        max_epochs=1000,
-        tol=1e-4,
-        n_iter_no_change=5,
-        early_stopping=False,
-        validation_fraction=0.1,
-        C=1.0,
-        fit_intercept=True,
-        shuffle=True,
+        backend: str = "auto",
+        solver: str = "gd",
+        batch_size: int | None = None,
+        learning_rate: float | str = "auto",
+        lr_schedule: str = "constant",
+        power_t: float = 0.5,
+        max_epochs: int = 1000,
+        tol: float | None = 1e-4,
+        n_iter_no_change: int = 5,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        C: float | None = 1.0,
+        fit_intercept: bool = True,
+        shuffle: bool = True,
         random_state=None,
-        verbose=False,
-    ):
+        verbose: bool | int = False,
+    ) -> None:
         self.backend = backend
         self.solver = solver
         self.batch_size = batch_size
@@ -204,8 +219,13 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ training
-    def fit(self, X, y, sample_weight=None):
-        """Train from zero on ``(X, y)``; returns ``self``."""
+    @_fails_whole
+    def fit(self, X, y, sample_weight=None) -> LogisticRegression:
+        """Train from zero on ``(X, y)``; returns ``self``.
+
+        An exception (bad input, divergence, ``KeyboardInterrupt``, a lost Dask
+        worker) leaves the estimator exactly as it was before the call.
+        """
         self._validate_params()
         if self.solver == "lbfgs" and (self.batch_size is not None or self.early_stopping):
             raise ValueError(
@@ -213,356 +233,381 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 "early stopping; leave batch_size=None and early_stopping=False, or "
                 "use solver='gd'"
             )
-        backend, X, y, sample_weight = self._check_input(X, y, sample_weight, reset=True)
-        classes, y_index = _unique_inverse(y)
-        if classes.shape[0] < 2:
-            raise ValueError(
-                "LogisticRegression needs samples of at least 2 classes in the data, "
-                f"but the data contains only one class: {_first(classes)!r}"
-            )
-        for attr in ("coef_", "intercept_", "t_", "_eta"):
-            self.__dict__.pop(attr, None)
-        self.classes_ = classes
-        try:
-            self._train(backend, X, y_index, sample_weight, self.max_epochs, self.tol,
-                        self.early_stopping)
-        except BaseException:
-            del self.classes_  # a fit that failed leaves no model behind, not half of one
-            raise
+        _require_y(self, y)
+        data = data_for(self.backend, X, y, sample_weight)
+        X_in = X
+        X, y, sample_weight = data.check(self, X, y, sample_weight, reset=True)
+        classes, y_index = data.classes(y)
+        _check_classes(classes, "the data")
+        state = self._train(data, X, y_index, sample_weight, classes, X_in, init=None,
+                            max_epochs=self.max_epochs, tol=self.tol,
+                            early_stopping=self.early_stopping)
+        self._assign(state)
         return self
 
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
-        """One epoch over ``(X, y)``, continuing from the current state.
+    @available_if(lambda est: est.solver == "gd")
+    @_fails_whole
+    def partial_fit(self, X, y, classes=None, sample_weight=None) -> LogisticRegression:
+        """One epoch of gradient descent over ``(X, y)``, continuing from the current
+        state; only with ``solver="gd"``.
 
         ``classes`` (every label that will ever be seen) is required on the first
-        call; later calls may repeat it.
+        call; later calls may repeat it. ``early_stopping`` does not apply to
+        incremental training and is an error here.
         """
         first = not hasattr(self, "classes_")
         if first:
             self._validate_params()
-        if self.solver != "gd":
+        if self.early_stopping:
             raise ValueError(
-                f"partial_fit runs one epoch of gradient descent; it needs solver='gd', "
-                f"not solver={self.solver!r}"
+                "partial_fit trains one epoch on the data it is given and cannot hold out "
+                "a validation set: set early_stopping=False, and score a held-out set "
+                "between calls yourself"
             )
-        if first:
-            if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit")
-        backend, X, y, sample_weight = self._check_input(X, y, sample_weight, reset=first)
+        if first and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        _require_y(self, y)
+        data = data_for(self.backend, X, y, sample_weight)
+        X_in = X
+        X, y, sample_weight = data.check(self, X, y, sample_weight, reset=first)
+        known = None if first else self.classes_
         if classes is not None:
-            given, _ = _unique_inverse(_like(classes, y))
-            if not first and not _array_equal(given, self.classes_):
-                raise ValueError(
-                    f"classes={given!r} is not the same as on the first call to "
-                    f"partial_fit: {self.classes_!r}"
-                )
-            if first:
-                if given.shape[0] < 2:
-                    raise ValueError(f"classes must hold at least 2 labels, got {given!r}")
-                self.classes_ = given
-        y_index = _encode(y, _like(self.classes_, y))
-        self._train(backend, X, y_index, sample_weight, 1, None, False)
+            given, _ = data.classes(data.like_labels(_finite_labels(classes), y))
+            _check_classes(given, "classes")
+            if known is not None and not _array_equal(given, known):
+                raise ValueError(f"classes={given!r} is not the same as on the first call "
+                                 f"to partial_fit: {known!r}")
+            known = given
+        y_index = data.encode(y, known)
+        init = None if first else (self.coef_, self.intercept_, self.t_, self._eta)
+        state = self._train(data, X, y_index, sample_weight, known, X_in, init=init,
+                            max_epochs=1, tol=None, early_stopping=False)
+        self._assign(state)
         return self
 
-    def _train(self, backend, X, y_index, sample_weight, max_epochs, tol, early_stopping):
+    def _train(self, data, X, y_index, sample_weight, classes, X_in, *, init, max_epochs,
+               tol, early_stopping):
+        """Train into local state; returns the fitted attributes as a dict."""
+        backend = data.trainer
         xp = backend.xp
-        n_classes = int(self.classes_.shape[0])
+        n_classes = int(classes.shape[0])
         k = 1 if n_classes == 2 else n_classes
-        if _dask.is_dask_array(X):
-            if early_stopping:
-                raise ValueError(
-                    "early_stopping is not available for Dask arrays: hold out a "
-                    "validation set yourself (dask_ml.model_selection.train_test_split) "
-                    "and score on it"
-                )
-            out_kind = "numpy"  # the parameters live on the client
-            Y = _dask.targets(y_index, n_classes, X.dtype)
-        else:
-            out_kind = backends.input_kind(X)
-            X = _on(backend, X)
-            y_index = _on(backend, y_index, xp.int64)
-            if sample_weight is not None:
-                sample_weight = _on(backend, sample_weight, X.dtype)
-            Y = encode_targets(y_index, n_classes, X.dtype, xp)
+        X, Y, y_index, sample_weight = data.prepare(X, y_index, sample_weight, n_classes)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         rng = backend.default_rng(seed)
-
         validation = rows = None
         if early_stopping:
-            m = X.shape[0]
-            n_val = int(math.floor(self.validation_fraction * m))
-            if n_val < 1 or n_val >= m:
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} of {m} samples "
-                    "leaves no validation or no training samples"
-                )
-            perm = backend.permutation(rng, m)
-            val, rows = perm[:n_val], perm[n_val:]
-            sv = None if sample_weight is None else xp.take(sample_weight, val, axis=0)
-            validation = (xp.take(X, val, axis=0), xp.take(y_index, val, axis=0), sv)
-
-        if hasattr(self, "coef_"):
-            W = xp.asarray(_on(backend, self.coef_, X.dtype).T, copy=True)
-            b = _on(backend, self.intercept_, X.dtype)
-        else:
+            validation, rows = _validation_split(backend, rng, X, y_index, sample_weight,
+                                                 self.validation_fraction)
+            if self.batch_size is None or self.batch_size >= rows.shape[0]:
+                X, Y = xp.take(X, rows, axis=0), xp.take(Y, rows, axis=0)
+                if sample_weight is not None:
+                    sample_weight = xp.take(sample_weight, rows, axis=0)
+                rows = None
+        sw = sample_weight if rows is None or sample_weight is None else \
+            xp.take(sample_weight, rows, axis=0)
+        S = (X.shape[0] if rows is None else rows.shape[0]) if sw is None \
+            else float(xp.sum(sw))
+        alpha = 0.0 if self.C is None or math.isinf(self.C) else 1.0 / (self.C * S)
+        if init is None:
             W = xp.zeros((X.shape[1], k), dtype=X.dtype)
             b = xp.zeros((k,), dtype=X.dtype)
-        if rows is None:
-            total_w = X.shape[0] if sample_weight is None else float(xp.sum(sample_weight))
+            t0, eta = 0, None
         else:
-            total_w = (rows.shape[0] if sample_weight is None
-                       else float(xp.sum(xp.take(sample_weight, rows, axis=0))))
-        alpha = 0.0 if self.C is None else 1.0 / (self.C * total_w)
-        schedule = LearningRate(self.lr_schedule, self.learning_rate, self.power_t,
-                                getattr(self, "_eta", None))
+            coef, intercept, t0, eta = init
+            W = xp.asarray(backend.asarray(backends.to_numpy(coef), dtype=X.dtype).T, copy=True)
+            b = backend.asarray(backends.to_numpy(intercept), dtype=X.dtype)
+        problem = _Problem(backend, X, Y, sw if rows is None else sample_weight, rows, alpha,
+                           self.fit_intercept, k, self)
+        state = {"classes_": classes, "backend_": backend.name, "validation_scores_": None}
+        with np.errstate(all="ignore"):  # overflow is judged on the loss, not warned
+            if self.solver == "lbfgs":
+                result = lbfgs(backend, X, Y, W, b, alpha=alpha, sample_weight=sample_weight,
+                               fit_intercept=self.fit_intercept, max_iter=max_epochs,
+                               tol=0.0 if tol is None else tol, verbose=self.verbose)
+                self._warn_lbfgs(result, max_epochs, tol)
+                W, b = result.W, result.b
+                state.update(n_iter_=result.n_iter, t_=result.n_iter,
+                             loss_curve_=result.loss_curve, learning_rate_=None, _eta=None)
+                final = result.loss_curve[-1] if result.loss_curve else None
+            else:
+                batch = self.batch_size
+                full = batch is None or batch >= X.shape[0] if rows is None else \
+                    batch >= rows.shape[0]
+                auto = self.learning_rate == "auto"
+                line_search = None
+                if auto and full:
+                    line_search = LineSearch(backend, X, Y, sample_weight, alpha,
+                                             self.fit_intercept, problem.scale())
+                eta0 = problem.auto_step(batch) if auto and not full else \
+                    (1.0 if auto else self.learning_rate)
+                if init is not None and auto and not full and init[3] is not None:
+                    eta0 = min(eta0, init[3])  # partial_fit: the most careful step so far
+                schedule = LearningRate(self.lr_schedule, eta0, self.power_t,
+                                        None if auto else eta)
+                # where a fresh model starts: an epoch well above it is divergence
+                start = math.log(n_classes)
+                try:
+                    result = gradient_descent(
+                        backend, X, Y, W, b,
+                        schedule=schedule, alpha=alpha, sample_weight=sample_weight,
+                        rows=rows, batch_size=batch, max_epochs=max_epochs, tol=tol,
+                        n_iter_no_change=self.n_iter_no_change, shuffle=self.shuffle,
+                        rng=rng, fit_intercept=self.fit_intercept, t0=t0,
+                        validation=validation, start_loss=start, line_search=line_search,
+                        verbose=self.verbose,
+                    )
+                except Diverged as err:
+                    raise FloatingPointError(problem.explain(err, schedule.eta0, full)) from None
+                W, b = result.W, result.b
+                state.update(
+                    n_iter_=result.n_epochs, t_=result.t, loss_curve_=result.loss_curve,
+                    _eta=eta0 if auto else schedule.eta,
+                    learning_rate_=line_search.eta if line_search is not None
+                    else schedule(max(result.t - 1, 0)),
+                    validation_scores_=result.validation_scores if early_stopping else None)
+                final = None
+                if tol is not None:
+                    final = problem.check_optimal(W, b, result.converged)
+                    if not result.converged:
+                        warnings.warn(
+                            f"LogisticRegression stopped at max_epochs={max_epochs} before "
+                            f"the loss improved by less than tol={tol} (relative) for "
+                            f"{self.n_iter_no_change} epochs; increase max_epochs, "
+                            "standardize the features, or use solver='lbfgs'",
+                            ConvergenceWarning, stacklevel=3)
+            if final is not None:
+                problem.warn_if_not_learned(final, tol)
+        state["coef_"], state["intercept_"] = data.params_like(X_in, W, b)
+        return state
 
-        if self.solver == "lbfgs":
-            self._lbfgs(backend, X, Y, W, b, sample_weight, alpha, max_epochs, tol, out_kind)
-            return
-        result = gradient_descent(
-            backend, X, Y, W, b,
-            schedule=schedule, alpha=alpha, sample_weight=sample_weight, rows=rows,
-            batch_size=self.batch_size, max_epochs=max_epochs, tol=tol,
-            n_iter_no_change=self.n_iter_no_change, shuffle=self.shuffle, rng=rng,
-            fit_intercept=self.fit_intercept, t0=getattr(self, "t_", 0),
-            validation=validation, verbose=self.verbose,
-            # a logistic loss stays finite while the weights blow up; far above the
-            # loss of the uniform prediction, log(n_classes), means divergence
-            diverge_above=100 * math.log(n_classes),
-        )
-        self._set_params(backend, result.W, result.b, out_kind)
-        self.t_, self._eta = result.t, schedule.eta
-        self.learning_rate_ = schedule(max(result.t - 1, 0))
-        self.n_iter_ = result.n_epochs
-        self.loss_curve_ = result.loss_curve
-        self.validation_scores_ = result.validation_scores if early_stopping else None
-        if tol is not None and not result.converged:
+    def _warn_lbfgs(self, result, max_iter, tol):
+        if result.line_search_failed:
             warnings.warn(
-                f"LogisticRegression stopped at max_epochs={max_epochs} before the loss "
-                f"improved by less than tol={tol} for {self.n_iter_no_change} epochs; "
-                "increase max_epochs or learning_rate",
-                ConvergenceWarning,
-            )
-
-    def _lbfgs(self, backend, X, Y, W, b, sample_weight, alpha, max_iter, tol, out_kind):
-        result = lbfgs(backend, X, Y, W, b, alpha=alpha, sample_weight=sample_weight,
-                       fit_intercept=self.fit_intercept, max_iter=max_iter,
-                       tol=0.0 if tol is None else tol, verbose=self.verbose)
-        self._set_params(backend, result.W, result.b, out_kind)
-        self.t_ = result.n_iter
-        self._eta = self.learning_rate_ = None
-        self.n_iter_ = result.n_iter
-        self.loss_curve_ = result.loss_curve
-        self.validation_scores_ = None
-        if not result.converged:
+                "LogisticRegression(solver='lbfgs'): the line search could not lower the "
+                f"objective after {result.n_iter} iterations although the gradient is "
+                f"not below tol={tol}; the model may be far from the optimum. Standardize "
+                "the features (sklearn.preprocessing.StandardScaler) or lower C",
+                ConvergenceWarning, stacklevel=4)
+        elif not result.converged:
             warnings.warn(
                 f"LogisticRegression(solver='lbfgs') stopped at max_epochs={max_iter} "
                 f"iterations before the gradient fell below tol={tol}; increase "
                 "max_epochs or scale the data",
-                ConvergenceWarning,
-            )
+                ConvergenceWarning, stacklevel=4)
 
-    def _set_params(self, backend, W, b, out_kind):
-        coef, intercept = W.T, b
-        if out_kind == "numpy":
-            coef = np.ascontiguousarray(backend.to_numpy(coef))
-            intercept = backend.to_numpy(intercept)
-        self.coef_, self.intercept_ = coef, intercept
-        self.backend_ = backend.name
+    def _assign(self, state):
+        for name in _FITTED:
+            self.__dict__.pop(name, None)
+        self.__dict__.update(state)
 
     # ---------------------------------------------------------------- prediction
-    def _raw(self, X):
-        """Scores ``X @ coef_.T + intercept_`` on the backend, and X's kind."""
+    def _predict(self, method, X):
         check_is_fitted(self)
-        backend, X, _, _ = self._check_input(X, reset=False)
-        kind = backends.input_kind(X)
-        X = _on(backend, X)
-        W = _on(backend, self.coef_)
-        Z = backend.xp.matmul(X, W.T) + _on(backend, self.intercept_)
-        return backend, Z, kind
-
-    @staticmethod
-    def _out(backend, a, kind):
-        return backend.to_numpy(a) if kind == "numpy" else a
+        return data_for(self.backend, X).predict(self, method, X)
 
     def decision_function(self, X):
         """Raw scores: shape ``(m,)`` for two classes, ``(m, n_classes)`` for more."""
-        if _dask.is_dask_array(X):
-            return _dask.predict_lazy(self, "decision_function", X)
-        backend, Z, kind = self._raw(X)
-        return self._out(backend, Z[:, 0] if Z.shape[1] == 1 else Z, kind)
+        return self._predict("decision_function", X)
 
     def predict_proba(self, X):
         """Class probabilities, shape ``(m, n_classes)``."""
-        if _dask.is_dask_array(X):
-            return _dask.predict_lazy(self, "predict_proba", X)
-        backend, Z, kind = self._raw(X)
-        xp = backend.xp
-        if Z.shape[1] == 1:
-            P = xp.concat([sigmoid(-Z, xp), sigmoid(Z, xp)], axis=1)
-        else:
-            P = softmax(Z, axis=1, xp=xp)
-        return self._out(backend, P, kind)
+        return self._predict("predict_proba", X)
 
     def predict_log_proba(self, X):
         """Logarithm of the class probabilities, finite even for huge scores."""
-        if _dask.is_dask_array(X):
-            return _dask.predict_lazy(self, "predict_log_proba", X)
-        backend, Z, kind = self._raw(X)
-        xp = backend.xp
-        if Z.shape[1] == 1:
-            L = xp.concat([log_sigmoid(-Z, xp), log_sigmoid(Z, xp)], axis=1)
-        else:
-            L = Z - logsumexp(Z, axis=1, keepdims=True, xp=xp)
-        return self._out(backend, L, kind)
+        return self._predict("predict_log_proba", X)
 
     def predict(self, X):
-        """Class labels: the class with the largest score (``sigmoid(z) >= 0.5``)."""
-        if _dask.is_dask_array(X):
-            return _dask.predict_lazy(self, "predict", X)
-        backend, Z, kind = self._raw(X)
-        index = _predict_index(Z, backend.xp)
-        if kind == "numpy":
-            return np.asarray(backends.to_numpy(self.classes_))[backend.to_numpy(index)]
-        return backend.xp.take(_on(backend, self.classes_), index, axis=0)
+        """Class labels: the class with the largest score (``sigmoid(z) > 0.5``; a
+        score of exactly 0 predicts ``classes_[0]``, as scikit-learn)."""
+        return self._predict("predict", X)
 
-    def score(self, X, y, sample_weight=None):
-        """Mean accuracy, weighted by ``sample_weight``, in the namespace of ``X``."""
-        if _dask.any_dask(X, y, sample_weight):
-            check_is_fitted(self)
-            return _dask.score(self, X, y, sample_weight)
-        pred = self.predict(X)
-        if backends.input_kind(pred) == "numpy":
-            return super().score(X, y, sample_weight)
-        xp = array_namespace(pred)
-        hit = xp.astype(pred == xp.reshape(y, (-1,)), xp.float64)
-        if sample_weight is None:
-            return float(xp.mean(hit))
-        return float(xp.sum(hit * sample_weight) / xp.sum(sample_weight))
-
-    # ---------------------------------------------------------------- validation
-    def _check_input(self, X, y=_PREDICT, sample_weight=None, *, reset):
-        """Validate before any work; returns the backend and the checked arrays."""
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None"
-            )
-        if y is _PREDICT:
-            y = None
-        if _dask.any_dask(X, y, sample_weight):
-            return _dask.check_input(self, X, y, sample_weight, reset=reset,
-                                     fitting=y is not None)
-        backend = backends.resolve_backend(self.backend, X, y, sample_weight)
-        if backends.input_kind(X) != "numpy":
-            return (backend, *self._check_device_input(X, y, sample_weight, reset))
-        if y is None:
-            return backend, validate_data(self, X, dtype=_FLOATS, reset=reset), None, None
-        X, y = validate_data(self, X, y, dtype=_FLOATS, reset=reset)
-        check_classification_targets(y)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-            )
-        return backend, X, y, sample_weight
-
-    def _check_device_input(self, X, y, sample_weight, reset):
-        """The checks ``validate_data`` makes, done in the array's own namespace."""
-        xp = array_namespace(X)
-        if X.ndim != 2:
-            raise ValueError(
-                f"Expected a 2-D X of shape (n_samples, n_features), got shape {X.shape}"
-            )
-        if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(f"X is empty: shape {X.shape}")
-        if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
-            raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
-        if X.dtype not in (xp.float32, xp.float64):  # as validate_data: ints -> float64
-            X = xp.astype(X, xp.float64)
-        if not bool(xp.all(xp.isfinite(X))):
-            raise ValueError("Input X contains NaN or infinity.")
-        _check_feature_names(self, X, reset=reset)
-        _check_n_features(self, X, reset=reset)
-        if y is None:
-            return X, None, None
-        if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn(
-                "A column-vector y was passed when a 1d array was expected; it is "
-                "raveled.", DataConversionWarning, stacklevel=3,
-            )
-            y = xp.reshape(y, (-1,))
-        if y.ndim != 1:
-            raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead.")
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"Found input variables with inconsistent numbers of samples: "
-                f"[{X.shape[0]}, {y.shape[0]}]"
-            )
-        if xp.isdtype(y.dtype, "real floating") and not bool(
-            xp.all(xp.isfinite(y)) and xp.all(y == xp.round(y))
-        ):
-            raise ValueError("Unknown label type: continuous (or NaN) values in y")
-        if sample_weight is not None:
-            sample_weight = xp.astype(sample_weight, X.dtype)
-            if sample_weight.shape != (X.shape[0],):
-                raise ValueError(
-                    f"sample_weight.shape == {sample_weight.shape}, expected {(X.shape[0],)}!"
-                )
-            if not bool(xp.all(xp.isfinite(sample_weight)) and xp.all(sample_weight >= 0)):
-                raise ValueError("sample_weight must be finite and non-negative")
-            if not bool(xp.any(sample_weight > 0)):
-                raise ValueError("Sample weights must contain at least one non-zero number.")
-        return X, y, sample_weight
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean accuracy, weighted by ``sample_weight``."""
+        check_is_fitted(self)
+        return data_for(self.backend, X, y, sample_weight).score(self, X, y, sample_weight)
 
 
-def _on(backend, a, dtype=None):
-    """``a`` on ``backend`` (small arrays from another device go through the host)."""
-    if not backend.owns(a):
-        a = backends.to_numpy(a)
-    return backend.asarray(a, dtype=dtype) if dtype is not None else backend.asarray(a)
+_FITTED = ("classes_", "coef_", "intercept_", "n_iter_", "t_", "loss_curve_",
+           "validation_scores_", "learning_rate_", "backend_", "_eta")
 
 
-def _like(values, ref):
-    """``values`` in the namespace of ``ref`` (host when ``ref`` is on the host or
-    a Dask array)."""
-    if _dask.is_dask_array(ref) or backends.input_kind(ref) == "numpy":
-        return backends.to_numpy(values)
-    return _on(backends.get_backend(backends.input_kind(ref)), values)
+def _require_y(est, y):
+    if y is None:
+        raise ValueError(f"{type(est).__name__} requires y to be passed, but the target "
+                         "y is None")
 
 
-def _unique_inverse(y):
-    if _dask.is_dask_array(y):
-        return _dask.unique_inverse(y)
-    if backends.input_kind(y) == "numpy":
-        return np.unique(np.asarray(y), return_inverse=True)
-    xp = array_namespace(y)
-    values, inverse = xp.unique_inverse(y)
-    return values, xp.reshape(inverse, (-1,))
+def _check_classes(classes, where):
+    if classes.shape[0] < 2:
+        first = backends.to_numpy(classes)[0].item() if classes.shape[0] else None
+        raise ValueError(
+            f"LogisticRegression needs samples of at least 2 classes in {where}, but "
+            f"{where} contains only one class: {first!r}")
 
 
-def _encode(y, classes):
-    """Indices of ``y`` in the sorted ``classes``; error for labels not in it."""
-    if _dask.is_dask_array(y):
-        return _dask.encode(y, classes)
-    if backends.input_kind(y) == "numpy":
-        y = np.asarray(y)
-        index = np.clip(np.searchsorted(classes, y), 0, classes.shape[0] - 1)
-        unknown = classes[index] != y
-        if np.any(unknown):
-            raise ValueError(
-                f"y contains labels not in classes: {np.unique(y[unknown])!r}; "
-                f"classes are {classes!r}"
-            )
-        return index
-    xp = array_namespace(y)
-    index = xp.clip(xp.searchsorted(classes, y), 0, classes.shape[0] - 1)
-    if not bool(xp.all(xp.take(classes, index, axis=0) == y)):
-        raise ValueError("y contains labels not in classes")
-    return index
+def _finite_labels(classes):
+    values = np.asarray(backends.to_numpy(classes) if not isinstance(classes, list)
+                        else classes)
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        raise ValueError(f"classes contains NaN or infinity: {values!r}; every class "
+                         "must be a finite label")
+    return values
 
 
 def _array_equal(a, b):
     return bool(np.array_equal(backends.to_numpy(a), backends.to_numpy(b)))
 
 
-def _first(classes):
-    return backends.to_numpy(classes)[0].item() if classes.shape[0] else None
+def _validation_split(backend, rng, X, y_index, sample_weight, fraction):
+    """Hold out ``fraction`` of the rows with positive weight (rows of zero weight
+    would make the validation score 0/0, scikit-learn's #17229); the rest trains."""
+    xp = backend.xp
+    m = X.shape[0]
+    if sample_weight is None:
+        candidates = backend.permutation(rng, m)
+    else:
+        positive = np.flatnonzero(backend.to_numpy(sample_weight) > 0)
+        candidates = backend.asarray(positive[backend.to_numpy(
+            backend.permutation(rng, positive.shape[0]))])
+    n_val = int(math.floor(fraction * candidates.shape[0]))
+    if n_val < 1 or n_val >= m:
+        raise ValueError(
+            f"validation_fraction={fraction} of the {candidates.shape[0]} samples with "
+            "positive weight leaves no validation or no training samples")
+    val = candidates[:n_val]
+    keep = np.ones(m, dtype=bool)
+    keep[backend.to_numpy(val)] = False
+    rows = backend.asarray(np.flatnonzero(keep))
+    sv = None if sample_weight is None else xp.take(sample_weight, val, axis=0)
+    return (xp.take(X, val, axis=0), xp.take(y_index, val, axis=0), sv), rows
+
+
+class _Problem:
+    """What the training data says about itself: its scale (one pass, on demand),
+    the automatic mini-batch step, the exact objective, the baseline a model must
+    beat, and the cause of a divergence."""
+
+    def __init__(self, backend, X, Y, sample_weight, rows, alpha, fit_intercept, k, est):
+        self.backend, self.X, self.Y, self.sw, self.rows = backend, X, Y, sample_weight, rows
+        self.alpha, self.fit_intercept, self.k, self.est = alpha, fit_intercept, k, est
+        self.c = 0.25 if k == 1 else 0.5
+        self._scale = None
+
+    def _train_rows(self):
+        xp = self.backend.xp
+        if self.rows is None:
+            return self.X, self.Y, self.sw
+        sw = None if self.sw is None else xp.take(self.sw, self.rows, axis=0)
+        return xp.take(self.X, self.rows, axis=0), xp.take(self.Y, self.rows, axis=0), sw
+
+    def scale(self):
+        if self._scale is None:
+            X, _, sw = self._train_rows()
+            scale = data_scale(self.backend, X, sw)
+            if not math.isfinite(scale["max_row"]):
+                raise ValueError(
+                    "X holds values so large that their squares overflow float64 "
+                    f"(mean squares up to {np.max(scale['sq']):.3g}); gradient descent "
+                    "cannot work with them: rescale X, e.g. with "
+                    "sklearn.preprocessing.StandardScaler")
+            self._scale = scale
+        return self._scale
+
+    def auto_step(self, batch):
+        """``1 / L``, with ``L`` the curvature of a batch in which one row is the
+        largest there is and the rest are average: at ``batch=1`` scikit-learn's SAG
+        step (no single example can overshoot), towards the full batch the mean."""
+        scale = self.scale()
+        one = 1.0 if self.fit_intercept else 0.0
+        top = scale["max_row"] - 1.0 + one
+        mean = float(np.sum(scale["sq"])) + one
+        batch = max(1, batch)
+        return 1.0 / (self.c * (top / batch + mean * (1.0 - 1.0 / batch)) + self.alpha)
+
+    def check_optimal(self, W, b, converged):
+        """The objective at the end of a fit, with a ``ConvergenceWarning`` when a fit
+        that stopped as converged is still far from the optimum (gradient descent
+        creeping along a badly scaled valley looks like a plateau)."""
+        X, Y, sw = self._train_rows()
+        search = LineSearch(self.backend, X, Y, sw, self.alpha, self.fit_intercept,
+                            self.scale())
+        J, gap = search.optimality(W, b)
+        if converged and gap > 0.1:
+            warnings.warn(
+                "LogisticRegression stopped improving, but the full gradient says the "
+                f"objective {J:.6g} can still drop by about {100 * gap:.0f}%: gradient "
+                "descent is creeping, most likely along badly scaled features. "
+                "Standardize them (sklearn.preprocessing.StandardScaler), use "
+                "batch_size=None with learning_rate='auto', or solver='lbfgs'",
+                ConvergenceWarning, stacklevel=4)
+        return J
+
+    def objective(self, W, b):
+        X, Y, sw = self._train_rows()
+        xp = self.backend.xp
+        S = X.shape[0] if sw is None else float(xp.sum(sw))
+        loss, _, _ = fast_loss_and_gradient(self.backend, X, Y, W, b, 1.0 / S, 0.0, sw)
+        return float(loss) / S + 0.5 * self.alpha * float(xp.sum(xp.astype(W, xp.float64) ** 2))
+
+    def baseline(self):
+        """The objective of the best constant model: the class frequencies with an
+        intercept, the uniform prediction without one. The optimum is never above it."""
+        _, Y, sw = self._train_rows()
+        xp = self.backend.xp
+        if not self.fit_intercept:
+            return math.log(2 if self.k == 1 else self.k)
+        weighted = Y if sw is None else Y * xp.reshape(sw, (-1, 1))
+        totals = np.asarray(self.backend.to_numpy(xp.sum(weighted, axis=0)), np.float64)
+        S = float(Y.shape[0]) if sw is None else float(xp.sum(sw))
+        p = totals / S
+        if self.k == 1:
+            p = np.concatenate([1.0 - p, p])
+        p = p[p > 0]
+        return float(-np.sum(p * np.log(p)))
+
+    def warn_if_not_learned(self, final, tol):
+        base = self.baseline()
+        if final > base - 1e-12 * max(1.0, abs(base)):
+            warnings.warn(
+                f"LogisticRegression's training objective ({final:.6g}) is not below that "
+                f"of predicting the class frequencies alone ({base:.6g}): the model has "
+                "not learned from the features. "
+                + ("learning_rate is too small for this data; use learning_rate='auto'"
+                   if self.est.learning_rate != "auto" and self.est.solver == "gd"
+                   else "Standardize the features, raise max_epochs or use solver='lbfgs'"),
+                ConvergenceWarning, stacklevel=4)
+
+    def explain(self, err, eta, full):
+        """The divergence error: where, the measured cause, and remedies that work."""
+        xp = self.backend.xp
+        scale = data_scale(self.backend, *self._train_rows()[::2])
+        sq = np.asarray(scale["sq"])
+        if full:  # the curvature is at most c * trace(X^T X / S): a safe full step
+            safe = 1.0 / (self.c * (float(np.sum(sq)) + self.fit_intercept) + self.alpha)
+        else:
+            safe = 1.0 / (self.c * scale["max_row"] + self.alpha)
+        causes = []
+        if not math.isfinite(scale["max_row"]):
+            causes.append("X holds values so large that their squares overflow float64")
+        if eta * self.alpha > 1.0:
+            causes.append(f"C={self.est.C:g} is so small that the penalty alone moves the "
+                          f"weights by learning_rate / (C * n_samples) = {eta * self.alpha:.3g} "
+                          "times themselves per step (more than 1)")
+        if self.sw is not None:
+            w = self.backend.to_numpy(self.sw)
+            spread = float(np.max(w) / np.mean(w))
+            if spread > 10:
+                causes.append(f"sample_weight reaches {spread:.3g} times its mean, which "
+                              "multiplies the step on those rows")
+        if np.isfinite(sq).all() and float(np.max(sq)) > 100:
+            j = int(np.argmax(sq))
+            causes.append(f"the features are not standardized (column {j} has a mean "
+                          f"square of {sq[j]:.3g})")
+        cause = "; ".join(causes) or "the step is too large for this data"
+        return (f"gradient descent diverged: {err}. learning_rate={eta:g} is too large "
+                f"for this data (a stable step is about {safe:.3g}) because {cause}. Use "
+                "learning_rate='auto' (the default: a step derived from the data), "
+                "standardize the features (sklearn.preprocessing.StandardScaler), or "
+                "use solver='lbfgs'")

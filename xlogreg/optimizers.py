@@ -15,6 +15,19 @@ rows through the permutation; elsewhere the same steps run as ``xp`` code on one
 shuffled copy of ``X`` per epoch. Either way fitting holds at most one extra copy of
 ``X``.
 
+``learning_rate="auto"`` (the estimator's default) derives the step from the data
+(``data_scale``: one pass over ``X``). A mini-batch step is ``1 / L_max``, with
+``L_max`` the largest curvature one example can have (scikit-learn's SAG step). The
+full batch runs ``LineSearch``: gradient descent in standardized coordinates (the
+features centred and divided by their spread, as ``StandardScaler`` would, without
+touching ``X``) with a backtracking line search, so that it descends, and fast,
+whatever the units of the features.
+
+Training stops on the objective, relative to its size: ``n_iter_no_change`` epochs
+without lowering the best by ``tol * |best|``. An epoch objective well above the
+starting one, or one that keeps swinging well above the best instead of settling, is
+divergence and raises ``FloatingPointError`` with the measured cause.
+
 ``lbfgs`` is the quasi-Newton alternative on the same gradient: the two-loop
 recursion runs on the device, and each iteration reads back a few scalars.
 """
@@ -22,11 +35,14 @@ recursion runs on the device, and each iteration reads back a few scalars.
 from __future__ import annotations
 
 import math
+import sys
+import time
 from dataclasses import dataclass, field
 
 from .models import fast_loss_and_gradient
 
-__all__ = ["GDResult", "LearningRate", "SCHEDULES", "gradient_descent", "lbfgs", "run_epoch"]
+__all__ = ["GDResult", "LearningRate", "LineSearch", "SCHEDULES", "data_scale",
+           "gradient_descent", "lbfgs", "run_epoch"]
 
 SCHEDULES = ("constant", "invscaling", "adaptive")
 SYNC_STEPS = 32
@@ -85,8 +101,10 @@ def run_epoch(backend, X, Y, W, b, *, order, batch, etas, mean_w, alpha, fit_int
     """One epoch of steps on ``batch`` rows each; returns ``(W, b, loss_sum)``.
 
     Step ``s`` reads rows ``order[s*batch:(s+1)*batch]`` (rows in their order when
-    ``order`` is None) and moves by ``etas[s]``. The backend's compiled epoch runs it
-    when it has one; a full batch is one fused gradient, which beats a serial epoch.
+    ``order`` is None) and moves by ``etas[s]``: ``W <- max(0, 1 - eta alpha) W - eta
+    dW_data``, the penalty's shrink clamped at 0 as scikit-learn's SGD does, so a
+    strong penalty cannot flip the weights' sign. The backend's compiled epoch runs
+    it when it has one; a full batch is one fused gradient, which beats a serial epoch.
     """
     m = X.shape[0] if order is None else order.shape[0]
     if batch < m:
@@ -108,13 +126,147 @@ def run_epoch(backend, X, Y, W, b, *, order, batch, etas, mean_w, alpha, fit_int
         part = slice(start, stop) if stop - start < m else slice(None)
         loss, dW, db = fast_loss_and_gradient(
             backend, X[part, ...], Y[part, ...], W, b, 1.0 / ((stop - start) * mean_w),
-            alpha, None if sample_weight is None else sample_weight[part],
+            0.0, None if sample_weight is None else sample_weight[part],
         )
         total = total + loss
-        W = W - etas[step] * dW
+        eta = etas[step]
+        W = max(0.0, 1.0 - eta * alpha) * W - eta * dW
         if fit_intercept:
-            b = b - etas[step] * db
+            b = b - eta * db
     return W, b, total
+
+
+def data_scale(backend, X, sample_weight=None, chunk=1 << 16):
+    """One pass over ``X``: weighted column means and variances (float64, on the
+    host) and ``max_i s_i (||x_i||^2 + 1) / mean(s)``, the largest curvature a single
+    example brings (the ``+ 1`` is the intercept's column of ones).
+
+    Rows are read ``chunk`` at a time, so the extra memory is a chunk, not a copy of
+    ``X``. A backend may do it its own way (``backend.data_scale``: Dask)."""
+    import numpy as np
+
+    own = getattr(backend, "data_scale", None)
+    if own is not None:
+        return own(X, sample_weight)
+    xp = backend.xp
+    m, n = X.shape
+    s1 = s2 = 0.0
+    total_w, top = 0.0, 0.0
+    for lo in range(0, m, chunk):
+        hi = min(lo + chunk, m)  # array-api-strict refuses a stop past the end
+        part = xp.astype(X[lo:hi, ...], xp.float64)
+        sq = part * part
+        rows = xp.sum(sq, axis=1) + 1.0
+        if sample_weight is None:
+            s1 = s1 + xp.sum(part, axis=0)
+            s2 = s2 + xp.sum(sq, axis=0)
+            total_w += part.shape[0]
+        else:
+            w = xp.astype(sample_weight[lo:hi], xp.float64)
+            s1 = s1 + xp.matmul(w, part)
+            s2 = s2 + xp.matmul(w, sq)
+            total_w += float(xp.sum(w))
+            rows = rows * w
+        top = max(top, float(xp.max(rows)))
+    mean = backend.to_numpy(s1) / total_w
+    var = np.maximum(backend.to_numpy(s2) / total_w - mean * mean, 0.0)
+    return {"mean": mean, "var": var, "sq": backend.to_numpy(s2) / total_w,
+            "max_row": top * m / total_w}
+
+
+class LineSearch:
+    """Full-batch gradient descent in standardized coordinates, with a backtracking
+    (Armijo) line search: the automatic step of ``batch_size=None``.
+
+    In coordinates where every feature is centred and scaled to its spread, the
+    logistic curvature is bounded by ``c = 1/4`` (softmax: ``1/2``) on the diagonal,
+    so the direction is the gradient there, ``d = D^-1 g`` mapped back to ``(W, b)``
+    (``D = c var + alpha`` for the weights, ``c`` for the centred intercept; without
+    an intercept, no centring). A step is kept when it lowers ``J`` by at least half
+    of what the slope promises; the next trial is the minimum of the quadratic
+    through the last step. Each accepted step costs one fused pass over ``X`` (its
+    gradient is the next step's), each rejected trial one more. Steps never raise
+    ``J``, so this cannot diverge, whatever the units of the features.
+    """
+
+    def __init__(self, backend, X, Y, sample_weight, alpha, fit_intercept, scale):
+        import numpy as np
+
+        xp = backend.xp
+        self.backend, self.X, self.Y, self.sw = backend, X, Y, sample_weight
+        self.alpha, self.fit_intercept = alpha, fit_intercept
+        self.S = X.shape[0] if sample_weight is None else float(xp.sum(sample_weight))
+        c = 0.25 if Y.shape[1] == 1 else 0.5
+        spread = scale["var"] if fit_intercept else scale["sq"]
+        D = c * spread + alpha
+        D = np.where(D > 0, D, c)  # a column of zeros with no penalty: any scale
+        dtype = X.dtype
+        self.inv_D = backend.asarray(1.0 / D, dtype=xp.float64)[:, None]
+        self.mean = backend.asarray(scale["mean"], dtype=xp.float64)
+        self.c, self.dtype = c, dtype
+        self.eta = 1.0
+        self.J = self.G = None
+
+    def _eval(self, W, b):
+        xp = self.backend.xp
+        loss, dW, db = fast_loss_and_gradient(self.backend, self.X, self.Y, W, b,
+                                              1.0 / self.S, self.alpha, self.sw)
+        J = float(loss) / self.S + 0.5 * self.alpha * float(xp.sum(xp.astype(W, xp.float64) ** 2))
+        return J, xp.astype(dW, xp.float64), xp.astype(db, xp.float64)
+
+    def direction(self, gW, gb):
+        """The descent direction ``D^-1 g`` in (W, b), and its slope ``g . d``."""
+        xp = self.backend.xp
+        if self.fit_intercept:
+            dW = (gW - self.mean[:, None] * gb[None, :]) * self.inv_D
+            db = gb / self.c - xp.matmul(self.mean, dW)
+        else:
+            dW, db = gW * self.inv_D, gb * 0.0
+        return dW, db, float(xp.sum(gW * dW) + xp.sum(gb * db))
+
+    def optimality(self, W, b):
+        """``(J, g.d / 2J)``: the objective at ``(W, b)``, and the decrease a unit
+        step along the direction promises, relative to ``J``. Near the optimum it is
+        small (below 1e-2 for converged fits, gradient descent's noise included);
+        far from it, it is of order 1, whatever the units of the features."""
+        J, gW, gb = self._eval(W, b)
+        return J, self.direction(gW, gb)[2] / (2.0 * max(abs(J), 1e-300))
+
+    def step(self, W, b):
+        """One accepted step from ``(W, b)``: ``(W, b, J before it, stalled)``."""
+        xp = self.backend.xp
+        if self.J is None:
+            self.J, *self.G = self._eval(W, b)
+        J, (gW, gb) = self.J, self.G
+        dW, db, slope = self.direction(gW, gb)
+        if not slope > 0:  # zero gradient: at the optimum in this precision
+            return W, b, J, True
+        W64, b64 = xp.astype(W, xp.float64), xp.astype(b, xp.float64)
+        for _ in range(200):
+            eta = self.eta
+            W_new = xp.astype(W64 - eta * dW, self.dtype)
+            b_new = xp.astype(b64 - eta * db, self.dtype) if self.fit_intercept else b
+            J_new, gW_new, gb_new = self._eval(W_new, b_new)
+            if J_new <= J - 0.5 * eta * slope:
+                break
+            if not math.isfinite(J_new) or J_new > J:
+                self.eta = eta * 0.5
+            else:  # between half and all of the promised decrease: shrink less
+                self.eta = eta * 0.7
+        else:
+            return W, b, J, True  # no step lowers J in this precision
+        curvature = 2.0 * (J_new - J + eta * slope) / (eta * eta * slope)
+        self.eta = min(1.0 / curvature, 4.0 * eta) if curvature > 0 else 4.0 * eta
+        self.J, self.G = J_new, (gW_new, gb_new)
+        return W_new, b_new, J, False
+
+
+class Diverged(FloatingPointError):
+    """Gradient descent diverged; ``epoch`` and ``loss`` say where."""
+
+    def __init__(self, message, epoch, loss):
+        super().__init__(message)
+        self.epoch, self.loss = epoch, loss
 
 
 def gradient_descent(
@@ -137,20 +289,22 @@ def gradient_descent(
     fit_intercept=True,
     t0=0,
     validation=None,
-    diverge_above=math.inf,
-    verbose=False,
+    start_loss=None,
+    line_search=None,
+    verbose=0,
 ):
     """Train ``(W, b)`` on device arrays ``X (m, n)``, ``Y (m, k)``; returns a GDResult.
 
     ``rows`` (integer indices) restricts training to those rows without copying them
-    out first (the early-stopping split).
+    out first (the early-stopping split). ``line_search`` (a ``LineSearch`` over the
+    same rows) replaces the schedule's fixed step for the full batch.
 
     Stops when, for ``n_iter_no_change`` epochs in a row, the epoch loss has not gone
-    below the best by ``tol`` (or, with ``validation=(Xv, yv_index, sv)``, the
-    validation accuracy has not gone above the best by ``tol``); ``adaptive`` first
-    divides the rate by 5. With validation the best-scoring parameters are returned.
-    A loss that turns NaN or infinite, or exceeds ``diverge_above``, raises
-    ``FloatingPointError`` naming the learning rate.
+    below the best by ``tol * |best|`` (or, with ``validation=(Xv, yv_index, sv)``,
+    the validation accuracy has not gone above the best by ``tol``); ``adaptive``
+    first divides the rate by 5. With validation the best-scoring parameters are
+    returned. A loss that turns NaN or infinite, rises well above ``start_loss``, or
+    keeps swinging well above the best when training stalls raises ``Diverged``.
     """
     xp = backend.xp
     if rows is not None and (batch_size is None or batch_size >= rows.shape[0]):
@@ -161,8 +315,11 @@ def gradient_descent(
         rows = None
     m = X.shape[0] if rows is None else rows.shape[0]
     bs = m if batch_size is None else min(batch_size, m)
+    if bs < m:
+        line_search = None
     steps = math.ceil(m / bs)
-    sync_every = max(1, math.ceil(SYNC_STEPS / steps))
+    # a line search reads J on the host every step anyway; else sync every few steps
+    sync_every = 1 if line_search is not None else max(1, math.ceil(SYNC_STEPS / steps))
     sw_all = sample_weight
     if sample_weight is not None and rows is not None:
         sample_weight = xp.take(sample_weight, rows, axis=0)
@@ -170,54 +327,54 @@ def gradient_descent(
     total_w = m * mean_w
     result = GDResult(W, b, t0)
     best_loss, best_score, best = math.inf, -math.inf, None
-    stall, pending = 0, []
-
-    bar = None
-    if verbose:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=max_epochs, unit="epoch", leave=False)
+    stall, pending, recent = 0, [], []
+    top = math.inf if start_loss is None else start_loss + 0.5 * max(abs(start_loss), 1e-3)
+    log = _Progress(verbose, max_epochs)
     try:
         for epoch in range(max_epochs):
-            order = rows
-            if shuffle and bs < m:
-                perm = backend.permutation(rng, m)
-                order = perm if rows is None else xp.take(rows, perm, axis=0)
-            # sum_i s_i L_i plus the penalty at the start of the epoch, times S
-            total = (0.5 * alpha * total_w) * xp.sum(W * W)
-            W, b, loss = run_epoch(
-                backend, X, Y, W, b, order=order, batch=bs,
-                etas=schedule.steps(result.t, steps), mean_w=mean_w, alpha=alpha,
-                fit_intercept=fit_intercept, sample_weight=sw_all,
-            )
-            total = total + loss
+            stalled = False
+            if line_search is not None:
+                W, b, total, stalled = line_search.step(W, b)
+                total = total * total_w
+                eta = line_search.eta
+            else:
+                order = rows
+                if shuffle and bs < m:
+                    perm = backend.permutation(rng, m)
+                    order = perm if rows is None else xp.take(rows, perm, axis=0)
+                # sum_i s_i L_i plus the penalty at the start of the epoch, times S
+                total = (0.5 * alpha * total_w) * xp.sum(W * W)
+                etas = schedule.steps(result.t, steps)
+                W, b, loss = run_epoch(
+                    backend, X, Y, W, b, order=order, batch=bs, etas=etas, mean_w=mean_w,
+                    alpha=alpha, fit_intercept=fit_intercept, sample_weight=sw_all,
+                )
+                total = total + loss
+                eta = etas[-1]
             result.t += steps
             score = None
             if validation is not None:
                 Xv, yv, sv = validation
                 hit = xp.astype(_predict_index(xp.matmul(Xv, W) + b, xp) == yv, X.dtype)
                 score = xp.mean(hit) if sv is None else xp.sum(hit * sv) / xp.sum(sv)
-            pending.append((total / total_w, score, W, b))
-            if len(pending) < sync_every and epoch + 1 < max_epochs:
+            pending.append((total / total_w, score, W, b, eta))
+            if len(pending) < sync_every and epoch + 1 < max_epochs and not stalled:
                 continue
-            losses = backend.to_numpy(xp.stack([p[0] for p in pending]))
+            losses = [float(v) for v in backend.to_numpy(xp.stack(
+                [xp.asarray(p[0], dtype=xp.float64) for p in pending]))]
             scores = None
             if validation is not None:
                 scores = backend.to_numpy(xp.stack([p[1] for p in pending]))
-            for i, (_, _, W_i, b_i) in enumerate(pending):
-                loss_i = float(losses[i])
+            for i, (_, _, W_i, b_i, eta_i) in enumerate(pending):
+                loss_i = losses[i]
                 result.n_epochs += 1
-                if not loss_i <= diverge_above:  # NaN fails this too
-                    raise FloatingPointError(
-                        f"gradient descent diverged at epoch {result.n_epochs}: the loss "
-                        f"became {loss_i:.4g}. learning_rate={schedule.eta0:g} is too large "
-                        "for this data; use a smaller learning_rate (e.g. "
-                        f"{schedule.eta0 / 10:g}) or standardize the features"
-                    )
+                if not loss_i <= top:  # NaN fails this too
+                    raise Diverged(f"the loss became {loss_i:.4g} at epoch "
+                                   f"{result.n_epochs}, above its start {start_loss:.4g}",
+                                   result.n_epochs, loss_i)
                 result.loss_curve.append(loss_i)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss_i:.6g}")
+                log.epoch(result.n_epochs, loss_i, eta_i)
+                recent = (recent + [loss_i])[-n_iter_no_change:]
                 if scores is not None:
                     score_i = float(scores[i])
                     result.validation_scores.append(score_i)
@@ -225,24 +382,69 @@ def gradient_descent(
                     if score_i > best_score:
                         best_score, best = score_i, (W_i, b_i)
                 else:
-                    improved = loss_i < best_loss - (tol or 0.0)
+                    # relative: an absolute tol can exceed all the loss left to gain
+                    # (one positive in 10,000 has an optimum near 1e-3)
+                    improved = loss_i < best_loss - (tol or 0.0) * abs(best_loss)
                     best_loss = min(best_loss, loss_i)
                 if tol is None or result.converged:
                     continue  # epochs run past the stop still count, and are reported
                 stall = 0 if improved else stall + 1
                 if stall >= n_iter_no_change:
+                    _check_settled(recent, best_loss, start_loss, result.n_epochs)
                     if schedule.plateau():
                         stall = 0
                     else:
                         result.converged = True
             pending.clear()
-            if result.converged:
+            if result.converged or stalled:
+                result.converged = True
                 break
     finally:
-        if bar is not None:
-            bar.close()
+        log.close(result.converged, result.n_epochs)
     result.W, result.b = (W, b) if best is None else best
     return result
+
+
+def _check_settled(recent, best, start, epoch):
+    """Training stopped improving: at its best (converged), or swinging well above it
+    (a step too large to settle, which is divergence, not convergence)."""
+    if start is None or not math.isfinite(best):
+        return
+    gap = max(start - best, 0.0)
+    if max(recent) > best + 0.2 * gap + 0.05 * abs(best):
+        raise Diverged(
+            f"the loss keeps swinging between {min(recent):.4g} and {max(recent):.4g} "
+            f"(best {best:.4g}, start {start:.4g}) instead of settling, up to epoch {epoch}",
+            epoch, max(recent))
+
+
+class _Progress:
+    """``verbose=1``: a bar over epochs that says it may stop early (no total, so no
+    misleading time left) and stays on screen; ``verbose>=2``: a text line per epoch,
+    as scikit-learn's SGD prints them."""
+
+    def __init__(self, verbose, max_epochs):
+        self.verbose, self.bar, self.t0 = int(verbose or 0), None, time.perf_counter()
+        if self.verbose == 1:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(unit="epoch", desc=f"epochs (at most {max_epochs})")
+
+    def epoch(self, n, loss, eta):
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.6g}", step=f"{eta:.3g}")
+        elif self.verbose >= 2:
+            print(f"-- Epoch {n}: loss {loss:.8g}, step {eta:.4g}, "
+                  f"{time.perf_counter() - self.t0:.3f} s", file=sys.stderr, flush=True)
+
+    def close(self, converged, count, unit="epochs"):
+        if self.bar is not None:
+            self.bar.close()
+        if self.verbose >= 1:
+            state = "converged" if converged else "stopped"
+            print(f"{state} after {count} {unit} "
+                  f"({time.perf_counter() - self.t0:.3f} s)", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -252,6 +454,7 @@ class LBFGSResult:
     n_iter: int = 0
     n_evals: int = 0
     converged: bool = False
+    line_search_failed: bool = False
     loss_curve: list = field(default_factory=list)
 
 
@@ -261,8 +464,10 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
 
     The parameters, the ``memory`` last steps and the two-loop recursion stay on the
     device in float64; each iteration brings back a few scalars (the objective, the
-    largest gradient entry, the directional derivative and the curvature ``s.y``). The line search backtracks (Armijo, quadratic interpolation)
-    from a step of 1; ``J`` is strictly convex, so ``s.y > 0`` holds without Wolfe's
+    largest gradient entry, the directional derivative and the curvature ``s.y``).
+    The line search backtracks (Armijo, quadratic interpolation) from a step of 1, or
+    on the first iteration from the step that moves the parameters by 1, so that no
+    unit of the features is too large or too small for it; ``J`` is strictly convex, so ``s.y > 0`` holds without Wolfe's
     curvature test. Stops, as scikit-learn's ``lbfgs``, when ``max|grad J| <= tol``
     or when an iteration lowers ``J`` by less than ``64 * eps`` relative.
     """
@@ -288,11 +493,7 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
     result = LBFGSResult(W, b, n_evals=1)
     hist = []  # (s, y, 1 / s.y), newest last
     eps = 64 * 2.220446049250313e-16
-    bar = None
-    if verbose:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=max_iter, unit="iter", leave=False)
+    log = _Progress(verbose, max_iter)
     try:
         while result.n_iter < max_iter:
             if float(xp.max(xp.abs(g))) <= tol:
@@ -313,18 +514,25 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
             if not gtd < 0:  # not a descent direction: start the memory afresh
                 hist.clear()
                 d, gtd = -g, -float(xp.sum(g * g))
-            step = 1.0 if hist else min(1.0, 1.0 / float(xp.sum(xp.abs(g))))
-            while True:
+            # the first step moves theta by 1 in norm, whatever the units (SciPy's
+            # choice); later ones take the quasi-Newton step
+            step = 1.0 if hist else 1.0 / max(float(xp.sum(g * g)) ** 0.5, 1e-300)
+            for _ in range(100):
                 f_new, g_new = fg(theta + step * d)
                 result.n_evals += 1
-                if f_new <= f + 1e-4 * step * gtd or step < 1e-20:
+                if f_new <= f + 1e-4 * step * gtd:
                     break
-                # minimum of the quadratic through f, the slope gtd and f_new
-                fit = -gtd * step * step / (2.0 * (f_new - f - gtd * step))
-                step = min(max(fit, 0.1 * step), 0.5 * step)
+                if math.isfinite(f_new) and f_new > f + gtd * step:
+                    # minimum of the quadratic through f, the slope gtd and f_new
+                    fit = -gtd * step * step / (2.0 * (f_new - f - gtd * step))
+                    step = min(max(fit, 0.1 * step), 0.5 * step)
+                else:
+                    step *= 0.1
             if not f_new <= f:
-                # no step lowers J in this precision: as far as it can go
-                result.converged = True
+                # no step lowers J in this precision: as far as it can go, unless the
+                # gradient says the optimum is elsewhere (the caller warns)
+                result.line_search_failed = not float(xp.max(xp.abs(g))) <= max(tol, 1e-10)
+                result.converged = not result.line_search_failed
                 break
             s_vec, y_vec = step * d, g_new - g
             sy = float(xp.sum(s_vec * y_vec))
@@ -336,15 +544,12 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
             f_old, f, g = f, f_new, g_new
             result.n_iter += 1
             result.loss_curve.append(f)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{f:.8g}")
+            log.epoch(result.n_iter, f, step)
             if f_old - f <= eps * max(abs(f_old), abs(f), 1.0):
                 result.converged = True
                 break
     finally:
-        if bar is not None:
-            bar.close()
+        log.close(result.converged, result.n_iter, "iterations")
     result.W = xp.astype(xp.reshape(theta[: n * k], (n, k)), dtype)
     result.b = xp.astype(theta[n * k:], dtype)
     return result

@@ -1,0 +1,211 @@
+"""Kinds of input data, behind one interface.
+
+The estimator never asks what kind of array it was given: ``data_for`` picks the
+object that knows (``InMemory`` for NumPy, CuPy and array-api-strict arrays, held in
+this process; ``xlogreg._dask.DaskData`` for Dask arrays, held by a cluster), and
+``fit`` reads: validate, find the classes, train on ``data.trainer``, assign. Each
+kind checks its input (the checks of scikit-learn's ``validate_data``, done in the
+array's own namespace), finds and encodes the labels, moves arrays to the backend,
+and predicts.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from array_api_compat import array_namespace, is_dask_array
+from sklearn.exceptions import DataConversionWarning
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, validate_data
+
+from . import backends
+from .losses import log_sigmoid, logsumexp, sigmoid, softmax
+from .models import encode_targets
+
+__all__ = ["InMemory", "data_for", "predict_index", "finish"]
+
+FLOATS = [np.float64, np.float32]
+
+
+def data_for(backend_name, *arrays):
+    """The data kind of ``arrays`` (X, y, sample_weight; None entries skipped)."""
+    if any(is_dask_array(a) for a in arrays if a is not None):
+        from ._dask import DaskData
+
+        return DaskData(backend_name, *arrays)
+    return InMemory(backends.resolve_backend(backend_name, *arrays))
+
+
+def predict_index(Z, xp):
+    """Index of the predicted class; a score of exactly 0 goes to the first class, as
+    in scikit-learn (``sigmoid(z) > 0.5``)."""
+    if Z.shape[1] == 1:
+        return xp.astype(Z[:, 0] > 0, xp.int64)
+    return xp.argmax(Z, axis=1)
+
+
+def finish(method, Z, xp):
+    """The output of ``method`` from the raw scores ``Z`` (``predict``: indices)."""
+    binary = Z.shape[1] == 1
+    if method == "decision_function":
+        return Z[:, 0] if binary else Z
+    if method == "predict_proba":
+        if binary:
+            return xp.concat([sigmoid(-Z, xp), sigmoid(Z, xp)], axis=1)
+        return softmax(Z, axis=1, xp=xp)
+    if method == "predict_log_proba":
+        if binary:
+            return xp.concat([log_sigmoid(-Z, xp), log_sigmoid(Z, xp)], axis=1)
+        return Z - logsumexp(Z, axis=1, keepdims=True, xp=xp)
+    return predict_index(Z, xp)
+
+
+def _on(backend, a, dtype=None):
+    """``a`` on ``backend`` (small arrays from another device go through the host)."""
+    if not backend.owns(a):
+        a = backends.to_numpy(a)
+    return backend.asarray(a, dtype=dtype) if dtype is not None else backend.asarray(a)
+
+
+class InMemory:
+    """Arrays in this process: NumPy (and lists, pandas) on any backend, or device
+    arrays (CuPy, array-api-strict) on their own backend. Fitted attributes and
+    outputs live where the input lived."""
+
+    def __init__(self, backend):
+        self.backend = self.trainer = backend
+
+    # ------------------------------------------------------------------- checks
+    def check(self, est, X, y=None, sample_weight=None, *, reset):
+        """``(X, y, sample_weight)`` validated, before any work; ``y=None`` predicts."""
+        if backends.input_kind(X) != "numpy":
+            return self._check_device(est, X, y, sample_weight, reset)
+        if y is None:
+            return validate_data(est, X, dtype=FLOATS, reset=reset), None, None
+        X, y = validate_data(est, X, y, dtype=FLOATS, reset=reset)
+        check_classification_targets(y)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
+                                                 ensure_non_negative=True)
+        return X, y, sample_weight
+
+    def _check_device(self, est, X, y, sample_weight, reset):
+        xp = array_namespace(X)
+        if X.ndim != 2:
+            raise ValueError(
+                f"Expected a 2-D X of shape (n_samples, n_features), got shape {X.shape}")
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError(f"X is empty: shape {X.shape}")
+        if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
+            raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
+        if X.dtype not in (xp.float32, xp.float64):  # as validate_data: ints -> float64
+            X = xp.astype(X, xp.float64)
+        if not bool(xp.all(xp.isfinite(X))):
+            raise ValueError("Input X contains NaN or infinity.")
+        validate_data(est, X, reset=reset, skip_check_array=True)
+        if y is None:
+            return X, None, None
+        if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected; it "
+                          "is raveled.", DataConversionWarning, stacklevel=4)
+            y = xp.reshape(y, (-1,))
+        if y.ndim != 1:
+            raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} "
+                             "instead.")
+        if y.shape[0] != X.shape[0]:
+            raise ValueError("Found input variables with inconsistent numbers of samples: "
+                             f"[{X.shape[0]}, {y.shape[0]}]")
+        if xp.isdtype(y.dtype, "real floating") and not bool(
+                xp.all(xp.isfinite(y)) and xp.all(y == xp.round(y))):
+            raise ValueError("Unknown label type: continuous (or NaN) values in y")
+        if sample_weight is not None:
+            sample_weight = xp.astype(sample_weight, X.dtype)
+            if sample_weight.shape != (X.shape[0],):
+                raise ValueError(f"sample_weight.shape == {sample_weight.shape}, expected "
+                                 f"{(X.shape[0],)}!")
+            if not bool(xp.all(xp.isfinite(sample_weight)) and xp.all(sample_weight >= 0)):
+                raise ValueError("sample_weight must be finite and non-negative")
+            if not bool(xp.any(sample_weight > 0)):
+                raise ValueError("Sample weights must contain at least one non-zero number.")
+        return X, y, sample_weight
+
+    # ------------------------------------------------------------------- labels
+    def classes(self, y):
+        """Sorted distinct labels, and each row's index among them."""
+        if backends.input_kind(y) == "numpy":
+            return np.unique(np.asarray(y), return_inverse=True)
+        xp = array_namespace(y)
+        values, inverse = xp.unique_inverse(y)
+        return values, xp.reshape(inverse, (-1,))
+
+    def like_labels(self, values, y):
+        """``values`` (e.g. ``classes``) in the namespace of the labels ``y``."""
+        if backends.input_kind(y) == "numpy":
+            return backends.to_numpy(values)
+        return _on(backends.get_backend(backends.input_kind(y)), values)
+
+    def encode(self, y, classes):
+        """Indices of ``y`` in the sorted ``classes``; error for labels not in it."""
+        classes = self.like_labels(classes, y)
+        if backends.input_kind(y) == "numpy":
+            y = np.asarray(y)
+            index = np.clip(np.searchsorted(classes, y), 0, classes.shape[0] - 1)
+            unknown = classes[index] != y
+            if np.any(unknown):
+                raise ValueError(f"y contains labels not in classes: {np.unique(y[unknown])!r}; "
+                                 f"classes are {classes!r}")
+            return index
+        xp = array_namespace(y)
+        index = xp.clip(xp.searchsorted(classes, y), 0, classes.shape[0] - 1)
+        if not bool(xp.all(xp.take(classes, index, axis=0) == y)):
+            raise ValueError("y contains labels not in classes")
+        return index
+
+    # ----------------------------------------------------------------- training
+    def prepare(self, X, y_index, sample_weight, n_classes):
+        """``(X, Y, y_index, sample_weight)`` on the backend, ``Y`` the targets."""
+        be = self.backend
+        X = _on(be, X)
+        y_index = _on(be, y_index, be.xp.int64)
+        if sample_weight is not None:
+            sample_weight = _on(be, sample_weight, X.dtype)
+        return X, encode_targets(y_index, n_classes, X.dtype, be.xp), y_index, sample_weight
+
+    def params_like(self, X_in, W, b):
+        """``(coef_, intercept_)`` from the trained ``(W, b)``, where ``X_in`` lived."""
+        coef, intercept = W.T, b
+        if backends.input_kind(X_in) == "numpy":
+            return (np.ascontiguousarray(self.backend.to_numpy(coef)),
+                    self.backend.to_numpy(intercept))
+        return coef, intercept
+
+    def classes_like(self, classes, X_in):
+        return classes
+
+    # --------------------------------------------------------------- prediction
+    def predict(self, est, method, X):
+        """``method`` (``predict``, ``predict_proba``, ...) of the fitted ``est``."""
+        be = self.backend
+        X, _, _ = self.check(est, X, reset=False)
+        kind = backends.input_kind(X)
+        X = _on(be, X)
+        Z = be.xp.matmul(X, _on(be, est.coef_).T) + _on(be, est.intercept_)
+        out = finish(method, Z, be.xp)
+        if method == "predict":
+            if kind == "numpy":
+                return np.asarray(backends.to_numpy(est.classes_))[be.to_numpy(out)]
+            return be.xp.take(_on(be, est.classes_), out, axis=0)
+        return be.to_numpy(out) if kind == "numpy" else out
+
+    def score(self, est, X, y, sample_weight=None):
+        pred = self.predict(est, "predict", X)
+        if backends.input_kind(pred) == "numpy":
+            from sklearn.metrics import accuracy_score
+
+            return float(accuracy_score(y, pred, sample_weight=sample_weight))
+        xp = array_namespace(pred)
+        hit = xp.astype(pred == xp.reshape(y, (-1,)), xp.float64)
+        if sample_weight is None:
+            return float(xp.mean(hit))
+        return float(xp.sum(hit * sample_weight) / xp.sum(sample_weight))
