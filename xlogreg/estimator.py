@@ -569,7 +569,8 @@ class _Problem:
 
     def warn_if_not_learned(self, final, tol):
         base = self.baseline()
-        if final > base - 1e-12 * max(1.0, abs(base)):
+        # at a strong penalty the optimum is the constant model: equal is not worse
+        if final > base + (tol or 0.0) * abs(base):
             warnings.warn(
                 f"LogisticRegression's training objective ({final:.6g}) is not below that "
                 f"of predicting the class frequencies alone ({base:.6g}): the model has "

@@ -410,8 +410,10 @@ def _check_settled(recent, best, start, epoch):
     (a step too large to settle, which is divergence, not convergence)."""
     if start is None or not math.isfinite(best):
         return
+    # mini-batch noise wiggles around the best and comes back to it; a window that
+    # stays far above it has left the optimum's neighbourhood for good
     gap = max(start - best, 0.0)
-    if max(recent) > best + 0.2 * gap + 0.05 * abs(best):
+    if min(recent) > best + 0.25 * gap + 0.05 * abs(best):
         raise Diverged(
             f"the loss keeps swinging between {min(recent):.4g} and {max(recent):.4g} "
             f"(best {best:.4g}, start {start:.4g}) instead of settling, up to epoch {epoch}",
