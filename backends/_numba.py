@@ -14,16 +14,32 @@ accurate to two units in the last place of a float64; the loss and gradient are
 summed in float64 whatever the dtype of ``X``.
 
 The reference these kernels are held to is ``xlogreg.models.loss_and_gradient``.
+
+A diverging fit must reach the training loop as a NaN or infinite loss, which it
+detects: the kernels never raise on arithmetic (``error_model="numpy"``: a division by
+zero gives inf or NaN, as in NumPy), and ``fastmath`` leaves out ``nnan``/``ninf``,
+under which LLVM may assume no NaN or inf ever occurs and fold such results away.
+
+Numba compiles the kernels on first use (seconds) and caches them on disk. Where it
+cannot write a cache (a read-only install and no writable home: containers, shared
+clusters), they are compiled without one. Either event is said once per process on
+the ``xlogreg`` logger, at WARNING level so that it shows without any logging set
+up (Python's last-resort handler prints it to stderr). A log record, not a
+``warnings.warn``: a note about a pause must not become an exception in programs and
+test suites that turn warnings into errors (``-W error``), and applications route or
+silence it with ``logging.getLogger("xlogreg")`` like the rest of their logs.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 
 import numba
 import numpy as np
 from numba import njit, prange
+from numba.core import event
 
 __all__ = ["BLOCK", "epoch", "gradient"]
 
@@ -39,12 +55,58 @@ _ATANH_COEF = tuple(1.0 / (2 * i + 1) for i in range(17))  # u^2 <= 1/9: < 1e-17
 # Dask's workers set it to 1: their parallelism is their task threads.
 THREAD_CAP = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
 
-_JIT = dict(nogil=True, cache=True, fastmath=True)
+_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}  # fastmath=True less nnan, ninf
+_JIT = dict(nogil=True, error_model="numpy", fastmath=_FAST)
 # no reassociation where the order of operations carries the precision
-_JIT_EXACT = dict(nogil=True, cache=True, fastmath={"contract", "nsz"})
+_JIT_EXACT = dict(nogil=True, error_model="numpy", fastmath={"contract", "nsz"})
+
+_log = logging.getLogger("xlogreg")
+_COMPILE_SECONDS = 10  # measured: 8-13 s per kernel and dtype on 2 cores, empty cache
+_uncached = []  # the kernels Numba found no cache directory for
 
 
-@njit(**_JIT_EXACT)
+def _jit(**options):
+    """``njit`` with Numba's disk cache, or without it where Numba has nowhere to write
+    one: it then raises ``RuntimeError: cannot cache function ...: no locator
+    available`` when the function is defined."""
+    def decorate(func):
+        try:
+            return njit(cache=True, **options)(func)
+        except RuntimeError:
+            _uncached.append(func.__name__)
+            return njit(**options)(func)
+    return decorate
+
+
+class _AnnounceCompile(event.Listener):
+    """Says once per process that the kernels are being compiled. Numba sends
+    ``numba:compile`` only when it compiles, not when it loads from its cache."""
+
+    said = False
+
+    def on_start(self, ev):
+        if self.said or ev.data["dispatcher"].py_func.__module__ != __name__:
+            return
+        type(self).said = True
+        if _uncached:
+            _log.warning(
+                "xlogreg: compiling the CPU kernels (about %d s). Numba cannot cache them "
+                "here (no writable __pycache__ beside %s and no writable user cache "
+                "directory), so every new process compiles them again; set "
+                "NUMBA_CACHE_DIR to a writable directory to compile them once",
+                _COMPILE_SECONDS, os.path.dirname(__file__))
+        else:
+            _log.warning("xlogreg: compiling the CPU kernels once (about %d s; cached "
+                         "afterwards)", _COMPILE_SECONDS)
+
+    def on_end(self, ev):
+        pass
+
+
+event.register("numba:compile", _AnnounceCompile())
+
+
+@_jit(**_JIT_EXACT)
 def _exp_nonpositive(t, bits):
     """``t[i] = exp(t[i])`` for ``t[i] <= 0``, in a form the compiler vectorizes."""
     for i in range(t.shape[0]):
@@ -61,7 +123,7 @@ def _exp_nonpositive(t, bits):
         t[i] *= scale[i]
 
 
-@njit(**_JIT_EXACT)
+@_jit(**_JIT_EXACT)
 def _log1p_unit(e):
     """``log(1 + e)`` for ``0 <= e <= 1``: ``2 atanh(e / (2 + e))`` as a series."""
     u = e / (2.0 + e)
@@ -72,12 +134,12 @@ def _log1p_unit(e):
     return 2.0 * u * s
 
 
-@njit(inline="always", **_JIT)
+@_jit(inline="always", **_JIT)
 def _row(idx, i):
     return idx[i] if idx.shape[0] else i
 
 
-@njit(**_JIT)
+@_jit(**_JIT)
 def _scores(X, idx, lo, nb, Wt, b, z):
     """``z[i*k + c] = X[row lo+i] . Wt[c] + b[c]``."""
     k, n = Wt.shape
@@ -97,7 +159,7 @@ def _scores(X, idx, lo, nb, Wt, b, z):
             z[i * k + c] = t + b[c]
 
 
-@njit(**_JIT)
+@_jit(**_JIT)
 def _accumulate(X, idx, lo, nb, d, Gblk):
     """``Gblk[c] += sum_i d[i*k + c] X[row lo+i]``."""
     k, n = Gblk.shape
@@ -113,7 +175,7 @@ def _accumulate(X, idx, lo, nb, d, Gblk):
                 gc[j] += dc * row[j]
 
 
-@njit(**_JIT)
+@_jit(**_JIT)
 def _binary_block(X, y, sw, idx, lo, hi, Wt, b, z, e, bits, d, Gblk, g):
     """Rows ``lo:hi`` (through ``idx`` when it is not empty) of a binary problem.
 
@@ -154,7 +216,7 @@ def _binary_block(X, y, sw, idx, lo, hi, Wt, b, z, e, bits, d, Gblk, g):
     return loss
 
 
-@njit(**_JIT)
+@_jit(**_JIT)
 def _multinomial_block(X, Y, sw, idx, lo, hi, Wt, b, z, e, bits, d, Gblk, G):
     """Rows ``lo:hi`` of a softmax problem with ``k`` classes, ``Wt`` of shape (k, n).
 
@@ -197,14 +259,14 @@ def _multinomial_block(X, Y, sw, idx, lo, hi, Wt, b, z, e, bits, d, Gblk, G):
     return loss
 
 
-@njit(**_JIT)
+@_jit(**_JIT)
 def _block(X, Y, sw, idx, lo, hi, Wt, b, z, e, bits, d, Gblk, G):
     if Wt.shape[0] == 1:
         return _binary_block(X, Y[:, 0], sw, idx, lo, hi, Wt, b, z, e, bits, d, Gblk, G[0])
     return _multinomial_block(X, Y, sw, idx, lo, hi, Wt, b, z, e, bits, d, Gblk, G)
 
 
-@njit(parallel=True, **_JIT)
+@_jit(parallel=True, **_JIT)
 def _gradient(X, Y, sw, Wt, b, out):
     """One pass over all rows, split into ``out.shape[0]`` contiguous chunks run in
     parallel; chunk ``c`` writes its ``[G (k, n+1) | loss]`` into ``out[c]``."""
@@ -228,13 +290,18 @@ def _gradient(X, Y, sw, Wt, b, out):
         out[c, k * (n + 1)] = loss
 
 
-@njit(**_JIT)
+@_jit(**_JIT)
 def _epoch(X, Y, sw, idx, batch, etas, mean_w, alpha, fit_intercept, Wt, b):
     """Mini-batch gradient descent over one epoch, updating ``Wt`` and ``b`` in place.
 
     Step ``s`` uses positions ``s*batch:(s+1)*batch`` of ``idx`` (or of the rows when
     ``idx`` is empty) and the step size ``etas[s]``. Returns ``sum_i s_i L_i`` over
     the batches, each taken at the parameters of its step.
+
+    A step is scikit-learn's SGD step (``_plain_sgd`` in ``_sgd_fast.pyx.tp``): the
+    gradient ``dW`` of the batch's data term at the current ``W``, then ``W <-
+    max(0, 1 - eta alpha) W - eta dW``. The shrink is clamped at 0: with ``eta alpha
+    > 2`` the unclamped factor flips and grows ``W`` on every step.
     """
     m = idx.shape[0] if idx.shape[0] else X.shape[0]
     k, n = Wt.shape
@@ -255,11 +322,12 @@ def _epoch(X, Y, sw, idx, batch, etas, mean_w, alpha, fit_intercept, Wt, b):
                             Gblk, G)
         eta = etas[s]
         scale = 1.0 / ((stop - start) * mean_w)
+        shrink = max(0.0, 1.0 - eta * alpha)
         for c in range(k):
             for j in range(n):
-                Wt[c, j] -= eta * (scale * G[c, j] + alpha * Wt[c, j])
+                Wt[c, j] = shrink * Wt[c, j] - eta * (scale * G[c, j])
             if fit_intercept:
-                b[c] -= eta * scale * G[c, n]
+                b[c] -= eta * (scale * G[c, n])
     return total
 
 

@@ -31,8 +31,9 @@ def plain(monkeypatch):
 
 @pytest.fixture
 def compiled_always(monkeypatch):
-    """Use the fused gradient at every size, not only on large X."""
+    """Use the fused gradient and the compiled epoch at every size, not only on large X."""
     monkeypatch.setattr(numpy_backend, "FUSED_MIN_SIZE", 0)
+    monkeypatch.setattr(numpy_backend, "EPOCH_MIN_STEPS", 0)
 
 
 def test_polynomial_exp_and_log1p_match_numpy():
@@ -85,12 +86,30 @@ def test_fused_loss_is_exact_for_huge_scores():
     assert_allclose(db, [(special.expit(z) - y).sum()], rtol=1e-15)
 
 
+def _reference_epoch(X, Y, W, b, s, perm, batch, etas, alpha):
+    """The epoch in float64 NumPy, step by step on a shuffled copy: scikit-learn's SGD
+    step, ``W <- max(0, 1 - eta alpha) W - eta dW_data`` with ``dW_data`` taken at the
+    old ``W``; the intercept is not penalized."""
+    Xs, Ys, ss = (a[perm].astype(np.float64) for a in (X, Y, s))
+    W, b, total = W.astype(np.float64), b.astype(np.float64), 0.0
+    for i, lo in enumerate(range(0, X.shape[0], batch)):
+        hi = min(lo + batch, X.shape[0])
+        loss, dW, db = loss_and_gradient(Xs[lo:hi], Ys[lo:hi], W, b,
+                                         1 / ((hi - lo) * s.mean()), 0.0, ss[lo:hi])
+        W = max(0.0, 1.0 - etas[i] * alpha) * W - etas[i] * dW
+        b, total = b - etas[i] * db, total + float(loss)
+    return W, b, total
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n_classes", [2, 4])
 @pytest.mark.parametrize("batch", [1, 64, 300])
-def test_compiled_epoch_equals_plain_steps(dtype, n_classes, batch, rng):
-    """The epoch kernel, rows read through the permutation, against the xp steps on a
-    shuffled copy, with sample weights, the penalty and a decaying step size."""
+@pytest.mark.parametrize("alpha", [1e-3, 1e3])
+def test_compiled_epoch_equals_plain_steps(dtype, n_classes, batch, alpha, rng):
+    """The epoch kernel, rows read through the permutation, against the steps on a
+    shuffled copy, with sample weights, the penalty and a decaying step size. At
+    ``alpha=1e3`` every step has ``eta alpha > 2``: unclamped, the shrink factor would
+    flip the weights' sign and multiply them by up to 500 a step."""
     m = 1_000
     X, Y, W, b = _problem(rng, m, 9, n_classes, dtype, spread=1.0)
     W, b = 0.1 * W, 0.1 * b
@@ -99,20 +118,28 @@ def test_compiled_epoch_equals_plain_steps(dtype, n_classes, batch, rng):
     steps = math.ceil(m / batch)
     etas = [0.5 / (t + 1) ** 0.5 for t in range(steps)]
     W1, b1, loss1 = kernels.epoch(X, Y, W, b, rows=perm, batch=batch, etas=etas,
-                                  mean_w=float(s.mean()), alpha=1e-3, fit_intercept=True,
+                                  mean_w=float(s.mean()), alpha=alpha, fit_intercept=True,
                                   sample_weight=s)
-    Xs, Ys, ss = (a[perm].astype(np.float64) for a in (X, Y, s))
-    W2, b2, loss2 = W.astype(np.float64), b.astype(np.float64), 0.0
-    for i, lo in enumerate(range(0, m, batch)):
-        hi = min(lo + batch, m)
-        loss, dW, db = loss_and_gradient(Xs[lo:hi], Ys[lo:hi], W2, b2,
-                                         1 / ((hi - lo) * s.mean()), 1e-3, ss[lo:hi])
-        W2, b2, loss2 = W2 - etas[i] * dW, b2 - etas[i] * db, loss2 + float(loss)
+    W2, b2, loss2 = _reference_epoch(X, Y, W, b, s, perm, batch, etas, alpha)
     tol = 1e-11 if dtype == np.float64 else 2e-4
     assert W1.dtype == dtype
+    assert np.all(np.isfinite(W1))
     assert_allclose(W1, W2, rtol=tol, atol=tol)
     assert_allclose(b1, b2, rtol=tol, atol=tol)
     assert_allclose(float(loss1), loss2, rtol=tol)
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+@pytest.mark.parametrize("batch", [1, 16])
+def test_compiled_epoch_reports_divergence_as_a_non_finite_loss(n_classes, batch, rng):
+    """Scores of 1e300 overflow to inf, and inf - inf is NaN: the kernel must hand that
+    to the training loop, which stops on it, and not raise (Numba's default Python
+    error model raised ZeroDivisionError here)."""
+    X, Y, W, b = _problem(rng, 200, 5, n_classes, np.float64, spread=1e300)
+    etas = [0.1] * math.ceil(200 / batch)
+    _, _, loss = kernels.epoch(X, Y, W, b, rows=rng.permutation(200), batch=batch,
+                               etas=etas, mean_w=1.0, alpha=1e-4, fit_intercept=True)
+    assert not np.isfinite(loss)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -186,7 +213,9 @@ def test_lbfgs_rejects_what_it_cannot_do(breast_cancer):
     for params in (dict(batch_size=32), dict(early_stopping=True)):
         with pytest.raises(ValueError, match="solver='lbfgs'"):
             LogisticRegression(solver="lbfgs", **params).fit(X, y)
-    with pytest.raises(ValueError, match="partial_fit .* needs solver='gd'"):
+    # as scikit-learn hides a method its settings cannot run (available_if)
+    assert not hasattr(LogisticRegression(solver="lbfgs"), "partial_fit")
+    with pytest.raises(AttributeError, match="partial_fit"):
         LogisticRegression(solver="lbfgs").partial_fit(X, y, classes=[0, 1])
     with pytest.raises(ValueError, match="solver"):
         LogisticRegression(solver="newton").fit(X, y)
@@ -216,8 +245,7 @@ def _peak_extra(fit, X):
 def test_fit_makes_at_most_one_extra_copy_of_X(path, params, request, rng):
     """NumPy's allocations are traced by tracemalloc: the peak during ``fit`` over a
     float32 X of 8 MB counts every copy of X made along the way."""
-    if path == "plain":
-        request.getfixturevalue("plain")
+    request.getfixturevalue("plain" if path == "plain" else "compiled_always")
     X = rng.standard_normal((40_000, 50), dtype=np.float32)
     y = (X[:, 0] + 0.5 * rng.standard_normal(40_000) > 0).astype(np.int64)
     clf = LogisticRegression(backend="numpy", tol=None, random_state=0, **params)
