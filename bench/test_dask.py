@@ -110,8 +110,9 @@ def test_time_to_optimum(benchmark, client, problem, impl):
                                    rounds=ROUNDS.get(impl, 3), iterations=1)
     coef, intercept = np.ravel(model.coef_), np.ravel(model.intercept_)
     benchmark.extra_info.update(loss=objective(X, y, coef, intercept, C), gap=gap(model),
-                                accuracy=_accuracy(problem, coef, intercept),
-                                epochs=int(np.max(getattr(model, "n_iter_", 0))))
+                                accuracy=_accuracy(problem, coef, intercept))
+    if hasattr(model, "n_iter_"):  # dask-ml does not report its iterations
+        benchmark.extra_info["epochs"] = int(np.max(model.n_iter_))
 
 
 # ------------------------------------------------- mini-batch: in turn or averaged

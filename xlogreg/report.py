@@ -1,9 +1,10 @@
 """Turn pytest-benchmark JSON files into a Markdown report with tables and plots.
 
 Rows are placed by the ``extra_info`` the benchmarks record (``subject``, ``impl`` and
-parameters); times are pytest-benchmark's medians, ratios are between rows of one
-run. Plots need matplotlib (``pip install "xlogreg[plot]"``); without it the report
-says so and keeps its tables.
+parameters); times are pytest-benchmark's medians. Every ratio is between rows of one
+run, and of the quantity its table shows: in the per-epoch tables, per-epoch times.
+Plots need matplotlib (``pip install "xlogreg[plot]"``); without it the report says so
+and keeps its tables. ``figures`` returns the plots as matplotlib figures.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-__all__ = ["compare", "load", "render", "targets"]
+__all__ = ["NO_GPU_NOTE", "compare", "figures", "load", "render", "targets"]
 
 SUBJECTS = [
     ("dot", "Dot product of two vectors"),
@@ -23,10 +24,35 @@ SUBJECTS = [
     ("step", "One logistic-regression gradient step (float32)"),
     ("epoch", "Training: one epoch by batch size (per-epoch time)"),
     ("fit", "Training: full fits to convergence, with peers"),
+    ("curve", "Training: convergence curves (each curve's longest fit)"),
+    ("cold", "Cold first fit: a fresh process, imports included, empty Numba cache"),
     ("cpu", "CPU fast path: fused gradient, L-BFGS, compiled epochs, memory"),
     ("dask", "Beyond one machine: a Dask cluster, and data streamed from disk"),
 ]
 BASELINES = ("python loop", "loop over ndarray", "math loop", "loop over list")
+TWO_PASS = "numpy (two passes)"
+NO_GPU_NOTE = "GPU not measured on this machine"
+FLOOR = 1e-12  # convergence plot: gaps at or below this are drawn on it
+
+NOTES = {
+    "step": ("`numpy` is the gradient `fit` computes "
+             "(`xlogreg.models.fast_loss_and_gradient`: the fused Numba kernel, one pass "
+             "over X, where Numba is installed and X has at least 65,536 elements; the "
+             "plain code below that); `numpy (two passes)` is the slides' vectorized step "
+             "as written (`X @ W`, then `X.T @ dZ`)."),
+    "curve": ("Each curve refits the solver from scratch with a budget of 1, 2, 4, ... "
+              "epochs (iterations for lbfgs and newton-cholesky) and no stopping "
+              "tolerance; a point is the wall time of that whole `fit` and the penalized "
+              "objective its coefficients reach (float64, untimed). The table lists each "
+              "curve's longest fit; `convergence.png` shows every point."),
+    "cold": ("Each round is a new Python process that imports the library, loads the "
+             "standardized data from `.npy` and fits `LogisticRegression()` with its "
+             "defaults; the time is the whole process, start to exit, with a new, empty "
+             "`NUMBA_CACHE_DIR`. The import and fit columns are the child's own clock "
+             "(medians over rounds)."),
+}
+LEGACY_STEP_NOTE = ("This result file predates the row of the fused kernel: its only "
+                    "NumPy row is the slides' two-pass code, not what `fit` runs.")
 
 
 def load(path):
@@ -36,11 +62,17 @@ def load(path):
     for bench in data["benchmarks"]:
         extra = dict(bench.get("extra_info", {}))
         stats = bench["stats"]
-        per = extra.get("epochs") if extra.get("subject") == "epoch" else None
+        subject = extra.get("subject", "other")
+        impl = extra.get("impl", bench["name"])
+        if subject == "step" and impl == "numpy" and "fused" not in extra:
+            impl = TWO_PASS  # older files: the step's only NumPy row was the two-pass code
+        if extra.get("epochs") == 0:
+            del extra["epochs"]  # older files: 0 stood for "the peer does not report it"
+        per = extra.get("epochs") if subject == "epoch" else None
         rows.append({
             "group": bench.get("group") or bench["name"],
-            "subject": extra.get("subject", "other"),
-            "impl": extra.get("impl", bench["name"]),
+            "subject": subject,
+            "impl": impl,
             "median": stats["median"],
             "min": stats["min"],
             "rounds": stats["rounds"],
@@ -60,7 +92,17 @@ def _fmt_time(seconds):
 
 
 def _fmt_ratio(r):
-    return "" if r is None else f"{r:,.1f}x" if r >= 10 else f"{r:.2f}x"
+    """1,748x, 75.7x, 2.04x, 0.49x; below 0.1 as the inverse, so that a loop 1,748 times
+    slower reads 1/1,748x and never 0.00x."""
+    if r is None or r <= 0:
+        return ""
+    if r >= 100:
+        return f"{r:,.0f}x"
+    if r >= 10:
+        return f"{r:.1f}x"
+    if r >= 0.1:
+        return f"{r:.2f}x"
+    return "1/" + _fmt_ratio(1 / r)
 
 
 def machine_line(machine):
@@ -90,7 +132,8 @@ def _missing_gpu_rows(rows, has_gpu):
     for r in rows:
         if "numpy" not in r["impl"] or "torch" in r["impl"] or r["subject"] in ("cpu", "dask"):
             continue  # the CPU fast-path and cluster rows have no GPU twin
-        twins = [r["impl"].replace("numpy", "cupy")]
+        # the GPU runs the plain code: the twin of the two-pass row is 'cupy'
+        twins = [r["impl"].replace(TWO_PASS, "cupy").replace("numpy", "cupy")]
         if r["subject"] == "epoch" and r["impl"] == "numpy":
             twins.append("cupy + transfer")
         for twin in twins:
@@ -102,16 +145,37 @@ def _missing_gpu_rows(rows, has_gpu):
     return out
 
 
+# optional columns: (heading, the cell from a row's extra_info, None where it has none);
+# a table shows one only where some row has it, and "n/a" in the rows that do not
+COLUMNS = [
+    ("epochs", lambda e: str(e["epochs"]) if e.get("epochs") else None),
+    ("loss reached", lambda e: f"{e['loss']:.6f}" if "loss" in e else None),
+    ("gap to the optimum (relative)", lambda e: f"{e['gap']:.1e}" if "gap" in e else None),
+    ("test accuracy", lambda e: f"{e['accuracy']:.4f}" if "accuracy" in e else None),
+    ("peak memory beyond X (x size of X)",
+     lambda e: f"{e['peak_x']:.2f}" if "peak_x" in e else None),
+    ("of which imports", lambda e: _fmt_time(e["import_s"]) if "import_s" in e else None),
+    ("of which fit", lambda e: _fmt_time(e["fit_s"]) if "fit_s" in e else None),
+    ("solver warning", lambda e: e["warning"].replace("|", "/") if e.get("warning") else None),
+]
+
+
 def _table(rows):
-    numpy_row = next((r for r in rows if r["impl"] == "numpy"), None)
-    base = next((r for name in BASELINES for r in rows if r["impl"] == name), None)
-    key = "per_epoch" if any(r["per_epoch"] for r in rows) else "median"
-    quality = any("loss" in r["extra"] for r in rows)
-    memory = any("peak_x" in r["extra"] for r in rows)
-    first = rows[0]["extra"].get("versus") if rows else None
+    timed = [r for r in rows if r["median"] is not None]
+    key = "per_epoch" if any(r["per_epoch"] for r in timed) else "median"
+
+    def shown(r):  # the time the table prints; every ratio is taken between these
+        return r[key] if r[key] is not None else r["median"]
+
+    comparable = len(timed) > 1
+    numpy_row = next((r for r in timed if r["impl"] == "numpy"), None) if comparable else None
+    base = next((r for name in BASELINES for r in timed if r["impl"] == name), None) \
+        if comparable else None
     versus = next((_names(r["extra"]["versus"])[0] for r in rows if r["extra"].get("versus")),
-                  first)
-    versus_row = next((r for r in rows if r["impl"] == versus), None)
+                  None)
+    versus_row = next((r for r in timed if r["impl"] == versus), None)
+    optional = [(h, cell) for h, cell in COLUMNS
+                if any(cell(r["extra"]) is not None for r in timed)]
     head = ["implementation", "per epoch" if key == "per_epoch" else "median", "min", "rounds"]
     if versus_row:
         head.append(f"time / {versus}")
@@ -119,32 +183,23 @@ def _table(rows):
         head.append(f"speed-up vs {base['impl']}")
     if numpy_row:
         head.append("speed-up vs numpy")
-    if quality:
-        head += ["epochs", "loss reached", "test accuracy"]
-    if memory:
-        head.append("peak memory beyond X (x size of X)")
+    head += [h for h, _ in optional]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in sorted(rows, key=lambda r: (r["median"] is None, -(r["median"] or 0))):
+    for r in sorted(rows, key=lambda r: (r["median"] is None, -(shown(r) or 0))):
         if r["median"] is None:
             cells = [r["impl"], r.get("note", ""), "", ""]
             cells += [""] * (len(head) - len(cells))
         else:
-            scale = r["median"] / r[key] if r[key] else 1.0  # per-epoch rows: min per epoch
-            cells = [r["impl"], _fmt_time(r[key] or r["median"]), _fmt_time(r["min"] / scale),
+            scale = r["median"] / shown(r)  # per-epoch rows: the min per epoch too
+            cells = [r["impl"], _fmt_time(shown(r)), _fmt_time(r["min"] / scale),
                      str(r["rounds"])]
             if versus_row:
-                cells.append(f"{r['median'] / versus_row['median']:.3f}")
+                cells.append(f"{shown(r) / shown(versus_row):.3f}")
             if base:
-                cells.append(_fmt_ratio(base["median"] / r["median"]))
+                cells.append(_fmt_ratio(shown(base) / shown(r)))
             if numpy_row:
-                cells.append(_fmt_ratio(numpy_row["median"] / r["median"]))
-            if quality:
-                e = r["extra"]
-                cells += [str(e.get("epochs", "")),
-                          f"{e['loss']:.6f}" if "loss" in e else "",
-                          f"{e['accuracy']:.4f}" if "accuracy" in e else ""]
-            if memory:
-                cells.append(f"{r['extra']['peak_x']:.2f}" if "peak_x" in r["extra"] else "")
+                cells.append(_fmt_ratio(shown(numpy_row) / shown(r)))
+            cells += [cell(r["extra"]) or "n/a" for _, cell in optional]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -180,25 +235,30 @@ def _target_lines(rows):
     return out
 
 
+def _display(impl):
+    return {"numpy": "NumPy", TWO_PASS: "NumPy (two passes)", "cupy": "CuPy"}.get(impl, impl)
+
+
 def _headlines(rows):
     """The ratios the course material is about, one line each."""
     by = defaultdict(dict)
     for r in rows:
         if r["median"] is not None:
-            by[r["group"]][r["impl"]] = r["median"]
+            by[r["group"]][r["impl"]] = r["per_epoch"] or r["median"]
     out = []
     for group, impls in by.items():
-        if "numpy" not in impls:
+        vectorized = [name for name in (TWO_PASS, "numpy") if name in impls]
+        if not vectorized:
             continue
-        for base in BASELINES:
-            if base in impls:
-                out.append(f"- {group}: {base} {_fmt_time(impls[base])} vs NumPy "
-                           f"{_fmt_time(impls['numpy'])}: **{_fmt_ratio(impls[base] / impls['numpy'])}**")
-                break
+        base = next((name for name in BASELINES if name in impls), None)
+        for name in vectorized if base else ():
+            out.append(f"- {group}: {base} {_fmt_time(impls[base])} vs {_display(name)} "
+                       f"{_fmt_time(impls[name])}: **{_fmt_ratio(impls[base] / impls[name])}**")
         if "cupy" in impls:
-            ratio = impls["numpy"] / impls["cupy"]
+            cpu = vectorized[-1]  # what fit runs where both are there
+            ratio = impls[cpu] / impls["cupy"]
             verdict = "GPU faster" if ratio > 1 else "GPU slower"
-            out.append(f"- {group}: NumPy {_fmt_time(impls['numpy'])} vs CuPy "
+            out.append(f"- {group}: {_display(cpu)} {_fmt_time(impls[cpu])} vs CuPy "
                        f"{_fmt_time(impls['cupy'])}: **{_fmt_ratio(ratio)}** ({verdict})")
     return out
 
@@ -232,6 +292,11 @@ def render(paths, out_dir, title="xlogreg benchmark report"):
             if not groups:
                 continue
             lines += [f"## {heading}", ""]
+            if subject in NOTES:
+                lines += [NOTES[subject], ""]
+            if subject == "step" and not any("fused" in r["extra"] for g in groups.values()
+                                             for r in g):
+                lines += [LEGACY_STEP_NOTE, ""]
             for group in sorted(groups, key=_natural):
                 lines += [f"### {group}", "", *_table(groups[group]), ""]
     lines += _plots(all_rows, out_dir)
@@ -244,73 +309,198 @@ def _natural(text):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
-def _plots(rows, out_dir):
-    try:
-        import matplotlib
+# ---------------------------------------------------------------------------- plots
+COLORS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+          "tab:pink", "tab:gray", "tab:olive", "tab:cyan", "black", "gold", "navy", "lime",
+          "maroon", "teal"]
+MARKERS = ["o", "s", "D", "^", "v", "<", ">", "p", "h", "X", "*", "P", "d", "H", "8", "x"]
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return ["_Plots skipped: matplotlib is not installed (`pip install \"xlogreg[plot]\"`)._", ""]
-    made = []
+
+def _style(i, impl):
+    """Line ``i`` of a plot: its own colour and marker (16 of each), dashed on the GPU."""
+    return dict(color=COLORS[i % len(COLORS)], marker=MARKERS[i % len(MARKERS)],
+                linestyle="--" if "cupy" in impl else "-")
+
+
+def _finish(fig, impls):
+    """Say on the figure when none of its series ran on the GPU; lay it out."""
+    if not any("cupy" in impl for impl in impls):
+        fig.text(0.99, 0.01, NO_GPU_NOTE, ha="right", va="bottom", fontsize=10,
+                 color="firebrick", style="italic")
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
+    else:
+        fig.tight_layout()
+    return fig
+
+
+def figures(rows):
+    """The report's plots, ``{file name: matplotlib Figure}``, from rows as ``load``
+    returns them; plots without a GPU series carry ``NO_GPU_NOTE``. Needs matplotlib."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
     timed = [r for r in rows if r["median"] is not None]
+    made = {}
+    for name, build in (("headline.png", _headline_figure), ("step_vs_size.png", _step_figure),
+                        ("epoch_vs_batch.png", _epoch_figure),
+                        ("convergence.png", _convergence_figure)):
+        fig = build(timed, Figure)
+        if fig is not None:
+            made[name] = fig
+    return made
 
+
+# (subject, title, the group to prefer: the slides' case), in the order drawn
+HEADLINE = [("dot", "dot product", "float64"), ("matvec", "u = A v", ""),
+            ("elementwise", "element-wise", "exp"), ("step", "gradient step", "binary")]
+BARS = [("loop", "Python loop", "0.55"), ("vectorized", "NumPy, vectorized", "tab:blue"),
+        ("fit", "NumPy as fit runs it (fused kernel)", "tab:green"),
+        ("gpu", "GPU (CuPy)", "tab:red")]
+
+
+def _size(extra):
+    """Elements the row works on: n for vectors, rows x cols, m x n for a step."""
+    size = 1
+    for name in ("n", "m", "rows", "cols"):
+        size *= extra.get(name, 1)
+    return size
+
+
+def _headline_figure(timed, Figure):
+    """Speed-up over the Python loop of each vectorized form, one cluster per subject."""
+    groups = defaultdict(dict)
+    for r in timed:
+        groups[(r["subject"], r["group"])][r["impl"]] = r
+    clusters = []
+    for subject, title, prefer in HEADLINE:
+        found = []
+        for (s, group), impls in groups.items():
+            base = next((impls[b] for b in BASELINES if b in impls), None)
+            cpu = impls.get("numpy") or impls.get(TWO_PASS)
+            if s == subject and base and cpu:
+                found.append(((prefer in group, _size(cpu["extra"])), group, base, impls))
+        if found:
+            _, group, base, impls = max(found, key=lambda f: f[0])
+            bars = {"loop": base}
+            if subject == "step":
+                bars.update(vectorized=impls.get(TWO_PASS), fit=impls.get("numpy"))
+            else:
+                bars["vectorized"] = impls.get("numpy")
+            bars["gpu"] = impls.get("cupy")
+            clusters.append((title, group, {k: v for k, v in bars.items() if v}))
+    if not clusters:
+        return None
+    fig = Figure(figsize=(10, 5.5))
+    ax = fig.subplots()
+    width = 0.8 / len(BARS)
+    for j, (kind, legend, color) in enumerate(BARS):
+        xs, ys = [], []
+        for i, (_, _, bars) in enumerate(clusters):
+            if kind in bars:
+                xs.append(i + (j - (len(BARS) - 1) / 2) * width)
+                ys.append(bars["loop"]["median"] / bars[kind]["median"])
+        if xs:
+            ax.bar(xs, ys, width, color=color, label=legend)
+            for x, y in zip(xs, ys):
+                ax.text(x, y * 1.15, _fmt_ratio(y), ha="center", va="bottom", fontsize=8)
+    for i, (_, _, bars) in enumerate(clusters):  # an empty GPU slot says why it is empty
+        if "gpu" not in bars:
+            ax.text(i + (len(BARS) - 1) / 2 * width, 1.1, "GPU not measured", rotation=90,
+                    ha="center", va="bottom", fontsize=7, color="firebrick")
+    ax.set_xticks(range(len(clusters)),
+                  [f"{title}\n{group}\nloop: {_fmt_time(bars['loop']['median'])}"
+                   for title, group, bars in clusters], fontsize=8)
+    ax.set(yscale="log", ylabel="speed-up over the Python loop (x)",
+           title="Python loop vs vectorized vs GPU: speed-ups measured in one run")
+    ax.set_ylim(0.5, max(b["loop"]["median"] / min(v["median"] for v in b.values())
+                         for _, _, b in clusters) * 6)
+    ax.grid(True, axis="y", which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    return _finish(fig, [r["impl"] for _, _, bars in clusters for r in bars.values()])
+
+
+def _step_figure(timed, Figure):
     steps = [r for r in timed if r["subject"] == "step"]
-    if steps:
-        kinds = sorted({r["extra"]["kind"] for r in steps})
-        fig, axes = plt.subplots(1, len(kinds), figsize=(6 * len(kinds), 4.5), squeeze=False)
-        for ax, kind in zip(axes[0], kinds):
-            series = defaultdict(list)
-            for r in steps:
-                if r["extra"]["kind"] == kind:
-                    series[r["impl"]].append((r["extra"]["m"], r["median"]))
-            for impl, pts in sorted(series.items()):
-                pts.sort()
-                ax.plot(*zip(*pts), marker="o", label=impl)
-            cross = _crossover(series.get("numpy", []), series.get("cupy", []))
-            if cross:
-                ax.axvline(cross, color="gray", linestyle="--", label=f"GPU faster from m={cross:,}")
-            ax.set(xscale="log", yscale="log", xlabel="examples m (100 features)",
-                   ylabel="seconds per step", title=f"gradient step, {kind}")
-            ax.grid(True, which="both", alpha=0.3)
-            ax.legend()
-        made.append(_save(fig, out_dir / "step_vs_size.png", plt))
-
-    epochs = [r for r in timed if r["subject"] == "epoch" and r["per_epoch"]]
-    if epochs:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+    if not steps:
+        return None
+    kinds = sorted({r["extra"]["kind"] for r in steps})
+    fig = Figure(figsize=(6 * len(kinds), 4.8))
+    axes = fig.subplots(1, len(kinds), squeeze=False)
+    order = sorted({r["impl"] for r in steps})  # one style per implementation in both panels
+    for ax, kind in zip(axes[0], kinds):
         series = defaultdict(list)
-        for r in epochs:
-            series[r["impl"]].append((r["extra"]["batch_size"], r["per_epoch"]))
+        for r in steps:
+            if r["extra"]["kind"] == kind:
+                series[r["impl"]].append((r["extra"]["m"], r["median"]))
         for impl, pts in sorted(series.items()):
             pts.sort()
-            ax.plot(*zip(*pts), marker="o", linestyle="-" if len(pts) > 1 else "none", label=impl)
-        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="seconds per epoch",
-               title="time per epoch vs batch size")
+            name = "numpy (as fit runs it)" if impl == "numpy" else impl
+            ax.plot(*zip(*pts), label=name, **_style(order.index(impl), impl))
+        cpu = series.get("numpy") or series.get(TWO_PASS, [])
+        cross = _crossover(cpu, series.get("cupy", []))
+        if cross:
+            ax.axvline(cross, color="gray", linestyle=":", label=f"GPU faster from m={cross:,}")
+        ax.set(xscale="log", yscale="log", xlabel="examples m (100 features)",
+               ylabel="seconds per step", title=f"gradient step, {kind}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-        made.append(_save(fig, out_dir / "epoch_vs_batch.png", plt))
+    return _finish(fig, [r["impl"] for r in steps])
 
-    quality = [r for r in timed if r["subject"] in ("fit", "epoch") and "loss" in r["extra"]]
-    if quality:
-        # excess over the lowest loss any row reached, so that small gaps show on a log axis
-        best = min(r["extra"]["loss"] for r in quality)
-        fig, ax = plt.subplots(figsize=(10, 5.5))
-        markers = "osD^v<>phX*"
-        for i, r in enumerate(sorted(quality, key=lambda r: r["median"])):
-            impl = f"xlogreg {r['impl']}" if r["impl"].startswith(("numpy", "cupy")) else r["impl"]
-            name = impl if r["subject"] == "fit" else \
-                f"{impl} batch {r['extra'].get('batch_size')}, {r['extra'].get('epochs')} ep"
-            ax.scatter(r["median"], r["extra"]["loss"] - best + 1e-6, marker=markers[i % 11],
-                       s=45, label=f"{name} (acc {r['extra'].get('accuracy', 0):.3f})")
-        ax.set(xscale="log", yscale="log", xlabel="seconds (whole run)",
-               ylabel=f"loss reached - {best:.6f} (+1e-6)",
-               title="quality vs time: full fits and fixed-epoch runs")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-        made.append(_save(fig, out_dir / "loss_vs_time.png", plt))
+
+def _epoch_figure(timed, Figure):
+    epochs = [r for r in timed if r["subject"] == "epoch" and r["per_epoch"]]
+    if not epochs:
+        return None
+    fig = Figure(figsize=(7.5, 4.8))
+    ax = fig.subplots()
+    series = defaultdict(list)
+    for r in epochs:
+        series[r["impl"]].append((r["extra"]["batch_size"], r["per_epoch"]))
+    for i, (impl, pts) in enumerate(sorted(series.items())):
+        pts.sort()
+        style = _style(i, impl)
+        if len(pts) == 1:
+            style["linestyle"] = "none"
+        ax.plot(*zip(*pts), label=impl, **style)
+    full = {r["extra"]["m"] for r in epochs if "m" in r["extra"]}
+    ticks = sorted({b for pts in series.values() for b, _ in pts})
+    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="seconds per epoch",
+           title="time per epoch vs batch size")
+    ax.set_xticks(ticks, ["full batch" if b in full else f"{b:,}" for b in ticks])
+    ax.minorticks_off()
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _finish(fig, list(series))
+
+
+def _convergence_figure(timed, Figure):
+    curves = [r for r in timed if r["subject"] == "curve" and r["extra"].get("curve")]
+    if not curves:
+        return None
+    fig = Figure(figsize=(10.5, 5.8))
+    ax = fig.subplots()
+    for i, r in enumerate(sorted(curves, key=lambda r: (not r["impl"].startswith("xlogreg"),
+                                                        r["impl"]))):
+        optimum = r["extra"]["optimum"]
+        seconds, values = zip(*sorted(r["extra"]["curve"]))
+        ax.plot(seconds, [max(v - optimum, FLOOR) for v in values], label=r["impl"],
+                markersize=5, **_style(i, r["impl"]))
+    groups = sorted({r["group"] for r in curves})
+    ax.set(xscale="log", yscale="log", xlabel="seconds (one whole fit per point)",
+           ylabel=f"objective - optimum (drawn at {FLOOR:g} below it)",
+           title="convergence: " + "; ".join(groups))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _finish(fig, [r["impl"] for r in curves])
+
+
+def _plots(rows, out_dir):
+    try:
+        made = figures(rows)
+    except ImportError:
+        return ["_Plots skipped: matplotlib is not installed (`pip install \"xlogreg[plot]\"`)._", ""]
     lines = ["## Plots", ""] if made else []
-    for name in made:
+    for name, fig in made.items():
+        fig.savefig(out_dir / name, dpi=110)
         lines += [f"![{name}]({name})", ""]
     return lines
 
@@ -321,13 +511,6 @@ def _crossover(cpu, gpu):
         if m in gpu and gpu[m] < t:
             return m
     return None
-
-
-def _save(fig, path, plt):
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
 
 
 def compare(path_a, path_b, out_path):
