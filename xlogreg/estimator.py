@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import warnings
@@ -28,23 +29,28 @@ from .optimizers import (
     lbfgs,
 )
 
-__all__ = ["LogisticRegression"]
+__all__ = ["LogisticRegression", "restored_on_error"]
+
+
+@contextlib.contextmanager
+def restored_on_error(est):
+    """An exception inside, ``KeyboardInterrupt`` included, restores every attribute
+    of ``est`` as it was on entry: the previous model intact, or no fitted attribute
+    at all (so ``check_is_fitted`` tells the truth)."""
+    before = dict(vars(est))
+    try:
+        yield est
+    except BaseException:
+        vars(est).clear()
+        vars(est).update(before)
+        raise
 
 
 def _fails_whole(method):
-    """An exception in ``method``, ``KeyboardInterrupt`` included, restores every
-    attribute of the estimator as it was before the call: the previous model intact,
-    or no fitted attribute at all (so ``check_is_fitted`` tells the truth)."""
-
     @functools.wraps(method)
     def guarded(self, *args, **kwargs):
-        before = dict(self.__dict__)
-        try:
+        with restored_on_error(self):
             return method(self, *args, **kwargs)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            raise
 
     return guarded
 
@@ -74,8 +80,18 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     batch_size : int or None, default=None
         Examples per gradient step; ``None`` (or at least the number of samples)
         uses all of them.
-    learning_rate : float, default=0.1
-        The step size ``alpha`` of the slides (``eta0`` of the schedules).
+    learning_rate : "auto" or float, default="auto"
+        The step size ``alpha`` of the slides (``eta0`` of the schedules). ``"auto"``
+        derives it from the data, so that gradient descent descends whatever the
+        units of the features, at the cost of one pass over ``X`` (column means,
+        spreads and the largest row norm). Full batch: gradient descent in
+        standardized coordinates (features centred and scaled, as ``StandardScaler``
+        would, without copying ``X``) with a backtracking line search: one pass over
+        ``X`` per accepted step plus one per rejected trial (about 2 passes per epoch
+        on the reference data sets); ``lr_schedule`` does not apply. Mini-batch:
+        ``1 / L`` with ``L`` the curvature of a batch whose one row is the largest and
+        the rest average (at ``batch_size=1`` scikit-learn's SAG step), then
+        ``lr_schedule``. A float keeps the textbook step ``W -= learning_rate * dW``.
     lr_schedule : {"constant", "invscaling", "adaptive"}, default="constant"
         ``invscaling``: ``learning_rate / (t + 1) ** power_t`` at update ``t``.
         ``adaptive``: divide by 5 after ``n_iter_no_change`` epochs without progress.
@@ -84,9 +100,15 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     max_epochs : int, default=1000
         Passes over the training data.
     tol : float or None, default=1e-4
-        Stop when the epoch loss (or, with ``early_stopping``, the validation
-        accuracy) fails to improve by ``tol`` for ``n_iter_no_change`` epochs in a
-        row. ``None`` runs all ``max_epochs``.
+        Stop when the epoch loss fails to go below the best by ``tol`` times the best
+        (relative, so that imbalanced data, whose optimum can be near 1e-3, trains to
+        the end) for ``n_iter_no_change`` epochs in a row; with ``early_stopping``,
+        when the validation accuracy fails to rise by ``tol``. ``None`` runs all
+        ``max_epochs``. A fit that ends far from the optimum (its full gradient
+        still promises a large decrease), below no constant model, or at
+        ``max_epochs`` warns with ``ConvergenceWarning``; an epoch loss well above
+        the start, or one that stays well above its best, raises
+        ``FloatingPointError`` naming the measured cause.
     n_iter_no_change : int, default=5
         Epochs without progress before stopping or cutting the rate.
     early_stopping : bool, default=False
@@ -97,7 +119,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     C : float or None, default=1.0
         Inverse L2 strength with scikit-learn's meaning: the minimizer is that of
         ``C * sum_i s_i L_i + ||coef||^2 / 2``; the intercept is not penalized.
-        ``None``: no penalty.
+        ``None`` or ``np.inf``: no penalty.
     fit_intercept : bool, default=True
         Learn the intercept ``b``.
     shuffle : bool, default=True
@@ -105,7 +127,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffles and the validation split.
     verbose : bool or int, default=False
-        Show a progress bar with the loss.
+        ``1``: a progress bar over epochs (loss and step; no total, since training
+        may stop early) and a closing line. ``2``: a text line per epoch on stderr
+        (epoch, loss, step, time), as scikit-learn's SGD prints them.
 
     Attributes
     ----------
@@ -322,9 +346,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         state = {"classes_": classes, "backend_": backend.name, "validation_scores_": None}
         with np.errstate(all="ignore"):  # overflow is judged on the loss, not warned
             if self.solver == "lbfgs":
+                metric = LineSearch(backend, X, Y, sample_weight, alpha, self.fit_intercept,
+                                    problem.scale())
                 result = lbfgs(backend, X, Y, W, b, alpha=alpha, sample_weight=sample_weight,
                                fit_intercept=self.fit_intercept, max_iter=max_epochs,
-                               tol=0.0 if tol is None else tol, verbose=self.verbose)
+                               tol=0.0 if tol is None else tol, verbose=self.verbose,
+                               precondition=metric)
                 self._warn_lbfgs(result, max_epochs, tol)
                 W, b = result.W, result.b
                 state.update(n_iter_=result.n_iter, t_=result.n_iter,
@@ -367,7 +394,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                     else schedule(max(result.t - 1, 0)),
                     validation_scores_=result.validation_scores if early_stopping else None)
                 final = None
-                if tol is not None:
+                if tol is not None and not early_stopping:  # else validation decides
                     final = problem.check_optimal(W, b, result.converged)
                     if not result.converged:
                         warnings.warn(
@@ -504,8 +531,7 @@ class _Problem:
 
     def scale(self):
         if self._scale is None:
-            X, _, sw = self._train_rows()
-            scale = data_scale(self.backend, X, sw)
+            scale = data_scale(self.backend, self.X, self.sw, self.rows)
             if not math.isfinite(scale["max_row"]):
                 raise ValueError(
                     "X holds values so large that their squares overflow float64 "
@@ -575,15 +601,13 @@ class _Problem:
                 f"LogisticRegression's training objective ({final:.6g}) is not below that "
                 f"of predicting the class frequencies alone ({base:.6g}): the model has "
                 "not learned from the features. "
-                + ("learning_rate is too small for this data; use learning_rate='auto'"
-                   if self.est.learning_rate != "auto" and self.est.solver == "gd"
-                   else "Standardize the features, raise max_epochs or use solver='lbfgs'"),
+                "Use learning_rate='auto', standardize the features, raise max_epochs, "
+                "or use solver='lbfgs'",
                 ConvergenceWarning, stacklevel=4)
 
     def explain(self, err, eta, full):
         """The divergence error: where, the measured cause, and remedies that work."""
-        xp = self.backend.xp
-        scale = data_scale(self.backend, *self._train_rows()[::2])
+        scale = data_scale(self.backend, self.X, self.sw, self.rows)
         sq = np.asarray(scale["sq"])
         if full:  # the curvature is at most c * trace(X^T X / S): a safe full step
             safe = 1.0 / (self.c * (float(np.sum(sq)) + self.fit_intercept) + self.alpha)

@@ -136,38 +136,45 @@ def run_epoch(backend, X, Y, W, b, *, order, batch, etas, mean_w, alpha, fit_int
     return W, b, total
 
 
-def data_scale(backend, X, sample_weight=None, chunk=1 << 16):
+def data_scale(backend, X, sample_weight=None, rows=None):
     """One pass over ``X``: weighted column means and variances (float64, on the
     host) and ``max_i s_i (||x_i||^2 + 1) / mean(s)``, the largest curvature a single
     example brings (the ``+ 1`` is the intercept's column of ones).
 
     Rows are read ``chunk`` at a time, so the extra memory is a chunk, not a copy of
-    ``X``. A backend may do it its own way (``backend.data_scale``: Dask)."""
+    ``X``; ``rows`` restricts it to those rows. A backend may do it its own way
+    (``backend.data_scale``: Dask)."""
     import numpy as np
 
     own = getattr(backend, "data_scale", None)
     if own is not None:
         return own(X, sample_weight)
     xp = backend.xp
-    m, n = X.shape
+    n = X.shape[1]
+    m = X.shape[0] if rows is None else rows.shape[0]
+    # a 64th of the rows, at least 64 KiB of float64, at a time: little memory, few
+    # Python steps
+    chunk = max(1, (1 << 16) // (8 * n), m // 64)
     s1 = s2 = 0.0
     total_w, top = 0.0, 0.0
     for lo in range(0, m, chunk):
         hi = min(lo + chunk, m)  # array-api-strict refuses a stop past the end
-        part = xp.astype(X[lo:hi, ...], xp.float64)
+        part = X[lo:hi, ...] if rows is None else xp.take(X, rows[lo:hi], axis=0)
+        part = xp.astype(part, xp.float64, copy=False)
         sq = part * part
-        rows = xp.sum(sq, axis=1) + 1.0
+        norms = xp.sum(sq, axis=1) + 1.0
         if sample_weight is None:
             s1 = s1 + xp.sum(part, axis=0)
             s2 = s2 + xp.sum(sq, axis=0)
             total_w += part.shape[0]
         else:
-            w = xp.astype(sample_weight[lo:hi], xp.float64)
+            w = sample_weight[lo:hi] if rows is None else xp.take(sample_weight, rows[lo:hi])
+            w = xp.astype(w, xp.float64)
             s1 = s1 + xp.matmul(w, part)
             s2 = s2 + xp.matmul(w, sq)
             total_w += float(xp.sum(w))
-            rows = rows * w
-        top = max(top, float(xp.max(rows)))
+            norms = norms * w
+        top = max(top, float(xp.max(norms)))
     mean = backend.to_numpy(s1) / total_w
     var = np.maximum(backend.to_numpy(s2) / total_w - mean * mean, 0.0)
     return {"mean": mean, "var": var, "sq": backend.to_numpy(s2) / total_w,
@@ -461,7 +468,7 @@ class LBFGSResult:
 
 
 def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
-          max_iter=100, tol=1e-4, memory=10, verbose=False):
+          max_iter=100, tol=1e-4, memory=10, verbose=False, precondition=None):
     """Minimize the penalized objective ``J`` with L-BFGS; returns an LBFGSResult.
 
     The parameters, the ``memory`` last steps and the two-loop recursion stay on the
@@ -470,7 +477,10 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
     The line search backtracks (Armijo, quadratic interpolation) from a step of 1, or
     on the first iteration from the step that moves the parameters by 1, so that no
     unit of the features is too large or too small for it; ``J`` is strictly convex, so ``s.y > 0`` holds without Wolfe's
-    curvature test. Stops, as scikit-learn's ``lbfgs``, when ``max|grad J| <= tol``
+    curvature test. ``precondition`` (a ``LineSearch``) makes the initial inverse
+    Hessian its standardized-coordinates metric instead of a multiple of the
+    identity, so that features in units of 1e12 or 1e-12 converge as standardized
+    ones do. Stops, as scikit-learn's ``lbfgs``, when ``max|grad J| <= tol``
     or when an iteration lowers ``J`` by less than ``64 * eps`` relative.
     """
     xp = backend.xp
@@ -490,6 +500,12 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
                        xp.astype(db, xp.float64)]) * mask
         return float(loss) / S + 0.5 * alpha * float(xp.sum(w * w)), g
 
+    def metric(v):  # P v: identity, or the standardized-coordinates preconditioner
+        if precondition is None:
+            return v
+        dW, db, _ = precondition.direction(xp.reshape(v[: n * k], (n, k)), v[n * k:])
+        return xp.concat([xp.reshape(dW, (-1,)), db])
+
     theta = xp.concat([xp.reshape(xp.astype(W, xp.float64), (-1,)), xp.astype(b, xp.float64)])
     f, g = fg(theta)
     result = LBFGSResult(W, b, n_evals=1)
@@ -508,7 +524,10 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
                 coefs.append(a)
             if hist:
                 s, y, rho = hist[-1]
-                q = q / (rho * xp.sum(y * y))  # H0 = (s.y / y.y) I
+                Py = metric(y)
+                q = metric(q) / (rho * xp.sum(y * Py))  # H0 = (s.y / y.P y) P
+            elif precondition is not None:
+                q = metric(q)
             for (s, y, rho), a in zip(hist, reversed(coefs)):
                 q = q + (a - rho * xp.sum(y * q)) * s
             d = -q
@@ -518,7 +537,8 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
                 d, gtd = -g, -float(xp.sum(g * g))
             # the first step moves theta by 1 in norm, whatever the units (SciPy's
             # choice); later ones take the quasi-Newton step
-            step = 1.0 if hist else 1.0 / max(float(xp.sum(g * g)) ** 0.5, 1e-300)
+            step = 1.0 if hist or precondition is not None else \
+                1.0 / max(float(xp.sum(g * g)) ** 0.5, 1e-300)
             for _ in range(100):
                 f_new, g_new = fg(theta + step * d)
                 result.n_evals += 1

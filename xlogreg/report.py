@@ -481,13 +481,14 @@ def _convergence_figure(timed, Figure):
     for i, r in enumerate(sorted(curves, key=lambda r: (not r["impl"].startswith("xlogreg"),
                                                         r["impl"]))):
         optimum = r["extra"]["optimum"]
-        seconds, values = zip(*sorted(r["extra"]["curve"]))
+        seconds, values = zip(*r["extra"]["curve"])  # in the order of the budgets
         ax.plot(seconds, [max(v - optimum, FLOOR) for v in values], label=r["impl"],
                 markersize=5, **_style(i, r["impl"]))
-    groups = sorted({r["group"] for r in curves})
-    ax.set(xscale="log", yscale="log", xlabel="seconds (one whole fit per point)",
-           ylabel=f"objective - optimum (drawn at {FLOOR:g} below it)",
-           title="convergence: " + "; ".join(groups))
+    groups = sorted({r["group"].removeprefix("convergence ") for r in curves})
+    ax.set(xscale="log", yscale="log",
+           xlabel="seconds (one whole fit per point, budgets 1, 2, 4, ... epochs)",
+           ylabel=f"objective - optimum (below {FLOOR:g}: drawn at {FLOOR:g})",
+           title="convergence to the optimum, " + "; ".join(groups))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _finish(fig, [r["impl"] for r in curves])

@@ -75,8 +75,20 @@ def fit_out_of_core(estimator, X, y, *, classes=None, sample_weight=None, epochs
     is known to be clean and ``classes`` is given.
 
     Afterwards ``loss_curve_`` holds the mean training loss of each epoch and
-    ``n_iter_`` the number of epochs.
+    ``n_iter_`` the number of epochs. An exception (bad data found, an interrupt)
+    leaves the estimator exactly as it was before the call.
     """
+    from .estimator import restored_on_error
+
+    with restored_on_error(estimator):
+        return _fit_out_of_core(estimator, X, y, classes=classes,
+                                sample_weight=sample_weight, epochs=epochs,
+                                chunk_rows=chunk_rows, check_input=check_input,
+                                progress=progress)
+
+
+def _fit_out_of_core(estimator, X, y, *, classes, sample_weight, epochs, chunk_rows,
+                     check_input, progress):
     X = open_array(X, "X")
     y = open_array(y, "y")
     sample_weight = None if sample_weight is None else open_array(sample_weight,
