@@ -20,10 +20,15 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 import array_api_compat
 
-from ._base import Backend, BackendUnavailableError
+from ._base import Array, Backend, BackendUnavailableError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "Backend",
@@ -40,7 +45,10 @@ __all__ = [
 
 ENV_VAR = "XLOGREG_BACKEND"
 
-_ALIASES = {
+#: what a backend's name resolves to
+Canonical = Literal["numpy", "cupy", "array_api_strict"]
+
+_ALIASES: dict[str, Canonical] = {
     "numpy": "numpy",
     "cpu": "numpy",
     "cupy": "cupy",
@@ -48,10 +56,10 @@ _ALIASES = {
     "gpu": "cupy",
     "array_api_strict": "array_api_strict",
 }
-BACKEND_NAMES = tuple(sorted([*_ALIASES, "auto"]))
+BACKEND_NAMES: tuple[str, ...] = tuple(sorted([*_ALIASES, "auto"]))
 
 
-def canonical_name(name: str) -> str:
+def canonical_name(name: str) -> Canonical:
     """``"cuda"`` -> ``"cupy"`` and so on; ``ValueError`` naming the valid ones."""
     if name == "auto":
         env = os.environ.get(ENV_VAR)
@@ -70,7 +78,7 @@ def canonical_name(name: str) -> str:
 
 
 @functools.cache
-def _make(canonical: str) -> Backend:
+def _make(canonical: Canonical) -> Backend:
     if canonical == "numpy":
         from ._numpy import NumpyBackend
 
@@ -103,9 +111,9 @@ def _cupy_usable() -> bool:
     return True
 
 
-def available_backends() -> list[str]:
+def available_backends() -> list[Canonical]:
     """Canonical names of the backends that work on this machine."""
-    names = []
+    names: list[Canonical] = []
     for name in ("numpy", "cupy", "array_api_strict"):
         try:
             _make(name)
@@ -115,7 +123,7 @@ def available_backends() -> list[str]:
     return names
 
 
-def input_kind(x) -> str:
+def input_kind(x: object) -> Canonical:
     """Which backend an input array belongs to, found with array-api-compat.
 
     NumPy arrays, lists, pandas objects and anything else on the host count as
@@ -136,14 +144,15 @@ def input_kind(x) -> str:
     )
 
 
-def resolve_backend(name: str, *arrays, names=("X", "y", "sample_weight")) -> Backend:
+def resolve_backend(name: str, *arrays: object,
+                    names: Sequence[str] = ("X", "y", "sample_weight")) -> Backend:
     """The backend to run on, given the requested ``name`` and the input arrays.
 
     Device arrays decide for ``"auto"``; host data goes to the requested backend.
     Mixing device libraries, or device data with a backend of another library, is an
     error that says what to do.
     """
-    kinds = {}
+    kinds: dict[str, Canonical] = {}
     for label, a in zip(names, arrays):
         if a is not None:
             kinds[label] = input_kind(a)
@@ -172,7 +181,7 @@ def resolve_backend(name: str, *arrays, names=("X", "y", "sample_weight")) -> Ba
     return backend
 
 
-def to_numpy(x):
+def to_numpy(x: Array) -> np.ndarray:
     """Any supported array (NumPy, CuPy, array-api-strict) as a host NumPy array."""
     kind = input_kind(x)
     return _make(kind).to_numpy(x)

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:  # for the hints only: this module imports the standard library alone
+    import numpy as np
+
 __all__ = ["Backend", "BackendUnavailableError"]
+
+
+#: An array of the backend's library (NumPy, CuPy, array-api-strict): they share no
+#: base class to name.
+Array: TypeAlias = Any
+#: ``(loss, dW, db)``: the loss as a 0-d array and the gradients, on the device.
+Gradient: TypeAlias = tuple[Array, Array, Array]
 
 
 class BackendUnavailableError(RuntimeError):
@@ -17,45 +31,49 @@ class Backend:
     """
 
     name: str = ""
-    xp = None
+    # the array namespace (a module such as array_api_compat.numpy), set by each backend
+    xp: ModuleType = None  # type: ignore[assignment]
 
-    def asarray(self, x, dtype=None):
+    def asarray(self, x: Any, dtype: Any = None) -> Array:
         """Copy host data (or a device array of this backend) to this backend."""
         raise NotImplementedError
 
-    def to_numpy(self, x):
+    def to_numpy(self, x: Array) -> np.ndarray:
         """A NumPy array on the host holding the values of ``x``."""
         raise NotImplementedError
 
-    def owns(self, x) -> bool:
+    def owns(self, x: object) -> bool:
         """Whether ``x`` is an array of this backend's library."""
         raise NotImplementedError
 
     def synchronize(self) -> None:
         """Wait until queued device work is done; every timing needs this."""
 
-    def default_rng(self, seed: int):
+    def default_rng(self, seed: int | None) -> Any:
         """A seeded random generator that lives with this backend."""
         raise NotImplementedError
 
-    def permutation(self, rng, n: int):
+    def permutation(self, rng: Any, n: int) -> Array:
         """A random permutation of ``range(n)`` as an integer array on the device."""
         raise NotImplementedError
 
-    def fused_gradient(self, X, Y, W, b, scale, alpha, sample_weight=None):
+    def fused_gradient(self, X: Array, Y: Array, W: Array, b: Array, scale: float,
+                       alpha: float, sample_weight: Array | None = None) -> Gradient | None:
         """``(loss, dW, db)`` of ``xlogreg.models.loss_and_gradient`` from a fused
         kernel that reads ``X`` once, or ``None`` where this backend has none for
         these arrays (the caller then runs the plain ``xp`` code)."""
         return None
 
-    def train_epoch(self, X, Y, W, b, *, rows, batch, etas, mean_w, alpha, fit_intercept,
-                    sample_weight=None):
+    def train_epoch(self, X: Array, Y: Array, W: Array, b: Array, *, rows: Array | None,
+                    batch: int, etas: Sequence[float] | Array, mean_w: float, alpha: float,
+                    fit_intercept: bool, sample_weight: Array | None = None,
+                    ) -> tuple[Array, Array, Array] | None:
         """One mini-batch epoch in a compiled kernel, ``(W, b, loss_sum)``, or ``None``
         where this backend has none. Step ``s`` uses rows ``rows[s*batch:(s+1)*batch]``
         (all rows in order when ``rows`` is None) and the step size ``etas[s]``."""
         return None
 
-    def device_info(self) -> dict:
+    def device_info(self) -> dict[str, Any]:
         """A description of the device for reports (name, memory, versions)."""
         raise NotImplementedError
 

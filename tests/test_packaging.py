@@ -221,3 +221,24 @@ def test_readme_documents_the_license():
     assert text.startswith("BSD 3-Clause License\n\nCopyright (c) ")
     assert "xlogreg developers" in text.splitlines()[2]
     assert "## License" in (ROOT / "README.md").read_text()
+
+
+def test_backends_interface_is_fully_annotated():
+    """PEP 561 (``py.typed``): the ``xlogreg.backends`` interface carries hints for every
+    argument and return value."""
+    import inspect
+
+    from xlogreg import backends
+
+    functions = [getattr(backends, name) for name in backends.__all__
+                 if inspect.isfunction(getattr(backends, name))]
+    methods = [f for name, f in vars(backends.Backend).items()
+               if inspect.isfunction(f) and not name.startswith("_")]
+    assert len(functions) >= 6 and len(methods) >= 9
+    for func in functions + methods:
+        sig = inspect.signature(func)
+        assert sig.return_annotation is not inspect.Signature.empty, func.__qualname__
+        for param in list(sig.parameters.values())[1 if func in methods else 0:]:
+            assert param.annotation is not inspect.Parameter.empty, (func.__qualname__,
+                                                                      param.name)
+    assert "xp" in backends.Backend.__annotations__
