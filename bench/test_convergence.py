@@ -14,8 +14,9 @@ that fit is the benchmark's own timed call (its row in the report) and the last 
 
 Everyone fits the float32 data of ``test_training.py`` (standardized
 ``make_classification``) with the same objective (C=1; SGDClassifier's
-``alpha = 1 / (C m)``). The optimum is the lower objective of scikit-learn's and
-xlogreg's lbfgs run to ``tol=1e-12`` on the float64 copy of those data. scikit-learn's
+``alpha = 1 / (C m)``), each with its default step size. The optimum is the lower
+objective of scikit-learn's and xlogreg's lbfgs run to ``tol=1e-12`` on the float64
+copy of those data. scikit-learn's
 liblinear is left out: it penalizes the intercept, a different objective. Solver
 warnings (a fallback, a failed line search) are recorded with the row.
 """
@@ -135,8 +136,10 @@ def test_xlogreg_curve(benchmark, backend, solver):
         def make(budget):
             return LogisticRegression(backend=backend.name, solver="lbfgs", C=C, tol=None,
                                       max_epochs=budget)
-    else:
-        impl = f"xlogreg {backend.name} GD {f'batch {solver}' if solver else 'full batch'} (lr 0.1)"
+    else:  # the default step, as a user gets it
+        step = LogisticRegression().learning_rate
+        step = "auto step" if step == "auto" else f"lr {step:g}"
+        impl = f"xlogreg {backend.name} GD {f'batch {solver}' if solver else 'full batch'} ({step})"
 
         def make(budget):
             return LogisticRegression(backend=backend.name, batch_size=solver, C=C, tol=None,

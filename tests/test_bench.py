@@ -37,7 +37,8 @@ def test_bench_smoke_runs_every_benchmark_and_renders(tmp_path, capsys):
     # the new rows carry what the report draws and prints
     rows = {(b["extra_info"]["subject"], b["extra_info"]["impl"]): b["extra_info"]
             for b in data["benchmarks"]}
-    curve = rows["curve", "xlogreg numpy GD full batch (lr 0.1)"]
+    curve = next(extra for (subject, impl), extra in rows.items()
+                 if impl.startswith("xlogreg numpy GD full batch ("))
     assert len(curve["curve"]) == 2 and curve["epochs"] == 2  # budgets 1 and 2 at smoke
     assert all(t > 0 and j >= curve["optimum"] - 1e-6 for t, j in curve["curve"])
     assert {"sklearn LogisticRegression lbfgs", "sklearn SGDClassifier (default: optimal)",
