@@ -64,6 +64,23 @@ def test_speed_table_loop_and_vectorized_results_agree():
     assert "one gradient step, 40 x 5" in out.getvalue()
 
 
+def test_speed_table_gpu_column_code_path(monkeypatch):
+    """The GPU branch, run on array-api-strict standing in for CuPy (no NumPy-only
+    habits): a CuPy column, its ratio against NumPy, and its results checked."""
+    stand_in = backends.get_backend("array_api_strict")
+    monkeypatch.setattr(cli, "_gpu_or_note", lambda: (stand_in, None))
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(30, 4)), rng.integers(0, 2, 30)
+    out = io.StringIO()
+    dot, step = cli.speed_table(X, y, repeats=1, out=out)
+    assert_allclose(dot["loop_value"], dot["gpu_value"], rtol=1e-12)
+    assert_allclose(step["loop_value"], step["gpu_value"], rtol=1e-12, atol=1e-15)
+    text = out.getvalue()
+    assert "CuPy (GPU)" in text and "GPU vs NumPy" in text and "GPU: not measured" not in text
+    assert len(_speed_ups(text, "dot of two")) == 2
+    assert "step CuPy" in text
+
+
 def test_demo_no_speed_skips_the_timings(capsys, monkeypatch):
     monkeypatch.setattr(cli, "speed_table", lambda *a, **k: pytest.fail("timed"))
     assert main(["demo", "--backend", "numpy", "--no-speed", "--max-epochs", "5"]) == 0

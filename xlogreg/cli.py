@@ -213,7 +213,7 @@ def speed_table(X, y, seed: int = 0, out=None, repeats: int = SPEED_REPEATS) -> 
     for key, be in (("numpy", cpu), ("gpu", gpu)):
         if be is None:
             continue
-        arrays = [be.asarray(a, dtype=np.float64) for a in
+        arrays = [be.asarray(np.asarray(a, np.float64)) for a in
                   (X, np.reshape(y, (-1, 1)), W, b0)]
         row[key] = _median_seconds(
             lambda: loss_and_gradient(*arrays, 1.0 / m, 0.0, xp=be.xp), be, repeats)
