@@ -22,9 +22,10 @@ under which LLVM may assume no NaN or inf ever occurs and fold such results away
 
 Numba compiles the kernels on first use (seconds) and caches them on disk. Where it
 cannot write a cache (a read-only install and no writable home: containers, shared
-clusters), they are compiled without one. Either event is said once per process on
-the ``xlogreg`` logger, at WARNING level so that it shows without any logging set
-up (Python's last-resort handler prints it to stderr). A log record, not a
+clusters), they are compiled without one, in every new process. A compile is
+announced once per process (without a cache: why, and the way out) on the
+``xlogreg`` logger, at WARNING level so that it shows without any logging set up
+(Python's last-resort handler prints it to stderr). A log record, not a
 ``warnings.warn``: a note about a pause must not become an exception in programs and
 test suites that turn warnings into errors (``-W error``), and applications route or
 silence it with ``logging.getLogger("xlogreg")`` like the rest of their logs.

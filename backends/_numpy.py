@@ -20,8 +20,8 @@ NUMBA_ENV = "XLOGREG_NUMBA"
 # epochs, and small data (scikit-learn's toy sets) never imports Numba. Measured on
 # one thread (process time, best of 5-9) against the plain xp code:
 # - full-batch gradient: the fused pass saves 0.8 ns per element of X (float64,
-#   binary; 0.25 ns float32, 2.3 ns with 10 classes): 13 ms at 2**24 elements. At
-#   2**17 (digits, 1797 x 64) it saves 0.3 ms a call, ~1000 times less than the compile.
+#   binary; 0.25 ns float32, 2.3 ns with 10 classes): 13 ms at 2**24 elements. On
+#   digits (1797 x 64) it saves 0.3 ms a call: 30,000 calls to repay the compile.
 # - mini-batch epoch: the compiled epoch saves 35-45 us a step, the call overhead of
 #   the plain step, and little per element (wide float64 batches of 256 rows: up to
 #   150 us a step): 10 ms at 300 steps. Breast cancer at batch 64 has 9 steps, digits 29.
