@@ -296,7 +296,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         X, y, sample_weight = data.check(self, X, y, sample_weight, reset=first)
         known = None if first else self.classes_
         if classes is not None:
-            given, _ = data.classes(data.like_labels(_finite_labels(classes), y))
+            given = data.like_labels(np.unique(_finite_labels(classes)), y)
             _check_classes(given, "classes")
             if known is not None and not _array_equal(given, known):
                 raise ValueError(f"classes={given!r} is not the same as on the first call "
