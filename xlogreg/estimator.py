@@ -7,6 +7,7 @@ import functools
 import math
 import warnings
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -18,16 +19,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import backends
 from ._data import data_for
-from .models import fast_loss_and_gradient
-from .optimizers import (
-    SCHEDULES,
-    Diverged,
-    LearningRate,
-    LineSearch,
-    data_scale,
-    gradient_descent,
-    lbfgs,
-)
+from ._problem import Problem, validation_split
+from .optimizers import SCHEDULES, Diverged, LearningRate, LineSearch, gradient_descent, lbfgs
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike  # NumPy, CuPy, Dask and array-API arrays too
 
 __all__ = ["LogisticRegression", "restored_on_error"]
 
@@ -244,7 +240,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ training
     @_fails_whole
-    def fit(self, X, y, sample_weight=None) -> LogisticRegression:
+    def fit(self, X: ArrayLike, y: ArrayLike,
+            sample_weight: ArrayLike | None = None) -> LogisticRegression:
         """Train from zero on ``(X, y)``; returns ``self``.
 
         An exception (bad input, divergence, ``KeyboardInterrupt``, a lost Dask
@@ -271,7 +268,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     @available_if(lambda est: est.solver == "gd")
     @_fails_whole
-    def partial_fit(self, X, y, classes=None, sample_weight=None) -> LogisticRegression:
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None,
+                    sample_weight: ArrayLike | None = None) -> LogisticRegression:
         """One epoch of gradient descent over ``(X, y)``, continuing from the current
         state; only with ``solver="gd"``.
 
@@ -321,7 +319,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         rng = backend.default_rng(seed)
         validation = rows = None
         if early_stopping:
-            validation, rows = _validation_split(backend, rng, X, y_index, sample_weight,
+            validation, rows = validation_split(backend, rng, X, y_index, sample_weight,
                                                  self.validation_fraction)
             if self.batch_size is None or self.batch_size >= rows.shape[0]:
                 X, Y = xp.take(X, rows, axis=0), xp.take(Y, rows, axis=0)
@@ -341,7 +339,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             coef, intercept, t0, eta = init
             W = xp.asarray(backend.asarray(backends.to_numpy(coef), dtype=X.dtype).T, copy=True)
             b = backend.asarray(backends.to_numpy(intercept), dtype=X.dtype)
-        problem = _Problem(backend, X, Y, sw if rows is None else sample_weight, rows, alpha,
+        problem = Problem(backend, X, Y, sw if rows is None else sample_weight, rows, alpha,
                            self.fit_intercept, k, self)
         state = {"classes_": classes, "backend_": backend.name, "validation_scores_": None}
         with np.errstate(all="ignore"):  # overflow is judged on the loss, not warned
@@ -433,24 +431,25 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return data_for(self.backend, X).predict(self, method, X)
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> Any:
         """Raw scores: shape ``(m,)`` for two classes, ``(m, n_classes)`` for more."""
         return self._predict("decision_function", X)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> Any:
         """Class probabilities, shape ``(m, n_classes)``."""
         return self._predict("predict_proba", X)
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> Any:
         """Logarithm of the class probabilities, finite even for huge scores."""
         return self._predict("predict_log_proba", X)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> Any:
         """Class labels: the class with the largest score (``sigmoid(z) > 0.5``; a
         score of exactly 0 predicts ``classes_[0]``, as scikit-learn)."""
         return self._predict("predict", X)
 
-    def score(self, X, y, sample_weight=None) -> float:
+    def score(self, X: ArrayLike, y: ArrayLike,
+              sample_weight: ArrayLike | None = None) -> float:
         """Mean accuracy, weighted by ``sample_weight``."""
         check_is_fitted(self)
         return data_for(self.backend, X, y, sample_weight).score(self, X, y, sample_weight)
@@ -485,154 +484,3 @@ def _finite_labels(classes):
 
 def _array_equal(a, b):
     return bool(np.array_equal(backends.to_numpy(a), backends.to_numpy(b)))
-
-
-def _validation_split(backend, rng, X, y_index, sample_weight, fraction):
-    """Hold out ``fraction`` of the rows with positive weight (rows of zero weight
-    would make the validation score 0/0, scikit-learn's #17229); the rest trains."""
-    xp = backend.xp
-    m = X.shape[0]
-    if sample_weight is None:
-        candidates = backend.permutation(rng, m)
-    else:
-        positive = np.flatnonzero(backend.to_numpy(sample_weight) > 0)
-        candidates = backend.asarray(positive[backend.to_numpy(
-            backend.permutation(rng, positive.shape[0]))])
-    n_val = int(math.floor(fraction * candidates.shape[0]))
-    if n_val < 1 or n_val >= m:
-        raise ValueError(
-            f"validation_fraction={fraction} of the {candidates.shape[0]} samples with "
-            "positive weight leaves no validation or no training samples")
-    val = candidates[:n_val]
-    keep = np.ones(m, dtype=bool)
-    keep[backend.to_numpy(val)] = False
-    rows = backend.asarray(np.flatnonzero(keep))
-    sv = None if sample_weight is None else xp.take(sample_weight, val, axis=0)
-    return (xp.take(X, val, axis=0), xp.take(y_index, val, axis=0), sv), rows
-
-
-class _Problem:
-    """What the training data says about itself: its scale (one pass, on demand),
-    the automatic mini-batch step, the exact objective, the baseline a model must
-    beat, and the cause of a divergence."""
-
-    def __init__(self, backend, X, Y, sample_weight, rows, alpha, fit_intercept, k, est):
-        self.backend, self.X, self.Y, self.sw, self.rows = backend, X, Y, sample_weight, rows
-        self.alpha, self.fit_intercept, self.k, self.est = alpha, fit_intercept, k, est
-        self.c = 0.25 if k == 1 else 0.5
-        self._scale = None
-
-    def _train_rows(self):
-        xp = self.backend.xp
-        if self.rows is None:
-            return self.X, self.Y, self.sw
-        sw = None if self.sw is None else xp.take(self.sw, self.rows, axis=0)
-        return xp.take(self.X, self.rows, axis=0), xp.take(self.Y, self.rows, axis=0), sw
-
-    def scale(self):
-        if self._scale is None:
-            scale = data_scale(self.backend, self.X, self.sw, self.rows)
-            if not math.isfinite(scale["max_row"]):
-                raise ValueError(
-                    "X holds values so large that their squares overflow float64 "
-                    f"(mean squares up to {np.max(scale['sq']):.3g}); gradient descent "
-                    "cannot work with them: rescale X, e.g. with "
-                    "sklearn.preprocessing.StandardScaler")
-            self._scale = scale
-        return self._scale
-
-    def auto_step(self, batch):
-        """``1 / L``, with ``L`` the curvature of a batch in which one row is the
-        largest there is and the rest are average: at ``batch=1`` scikit-learn's SAG
-        step (no single example can overshoot), towards the full batch the mean."""
-        scale = self.scale()
-        one = 1.0 if self.fit_intercept else 0.0
-        top = scale["max_row"] - 1.0 + one
-        mean = float(np.sum(scale["sq"])) + one
-        batch = max(1, batch)
-        return 1.0 / (self.c * (top / batch + mean * (1.0 - 1.0 / batch)) + self.alpha)
-
-    def check_optimal(self, W, b, converged):
-        """The objective at the end of a fit, with a ``ConvergenceWarning`` when a fit
-        that stopped as converged is still far from the optimum (gradient descent
-        creeping along a badly scaled valley looks like a plateau)."""
-        X, Y, sw = self._train_rows()
-        search = LineSearch(self.backend, X, Y, sw, self.alpha, self.fit_intercept,
-                            self.scale())
-        J, gap = search.optimality(W, b)
-        if converged and gap > 0.1:
-            warnings.warn(
-                "LogisticRegression stopped improving, but the full gradient says the "
-                f"objective {J:.6g} can still drop by about {100 * gap:.0f}%: gradient "
-                "descent is creeping, most likely along badly scaled features. "
-                "Standardize them (sklearn.preprocessing.StandardScaler), use "
-                "batch_size=None with learning_rate='auto', or solver='lbfgs'",
-                ConvergenceWarning, stacklevel=4)
-        return J
-
-    def objective(self, W, b):
-        X, Y, sw = self._train_rows()
-        xp = self.backend.xp
-        S = X.shape[0] if sw is None else float(xp.sum(sw))
-        loss, _, _ = fast_loss_and_gradient(self.backend, X, Y, W, b, 1.0 / S, 0.0, sw)
-        return float(loss) / S + 0.5 * self.alpha * float(xp.sum(xp.astype(W, xp.float64) ** 2))
-
-    def baseline(self):
-        """The objective of the best constant model: the class frequencies with an
-        intercept, the uniform prediction without one. The optimum is never above it."""
-        _, Y, sw = self._train_rows()
-        xp = self.backend.xp
-        if not self.fit_intercept:
-            return math.log(2 if self.k == 1 else self.k)
-        weighted = Y if sw is None else Y * xp.reshape(sw, (-1, 1))
-        totals = np.asarray(self.backend.to_numpy(xp.sum(weighted, axis=0)), np.float64)
-        S = float(Y.shape[0]) if sw is None else float(xp.sum(sw))
-        p = totals / S
-        if self.k == 1:
-            p = np.concatenate([1.0 - p, p])
-        p = p[p > 0]
-        return float(-np.sum(p * np.log(p)))
-
-    def warn_if_not_learned(self, final, tol):
-        base = self.baseline()
-        # at a strong penalty the optimum is the constant model: equal is not worse
-        if final > base + (tol or 0.0) * abs(base):
-            warnings.warn(
-                f"LogisticRegression's training objective ({final:.6g}) is not below that "
-                f"of predicting the class frequencies alone ({base:.6g}): the model has "
-                "not learned from the features. "
-                "Use learning_rate='auto', standardize the features, raise max_epochs, "
-                "or use solver='lbfgs'",
-                ConvergenceWarning, stacklevel=4)
-
-    def explain(self, err, eta, full):
-        """The divergence error: where, the measured cause, and remedies that work."""
-        scale = data_scale(self.backend, self.X, self.sw, self.rows)
-        sq = np.asarray(scale["sq"])
-        if full:  # the curvature is at most c * trace(X^T X / S): a safe full step
-            safe = 1.0 / (self.c * (float(np.sum(sq)) + self.fit_intercept) + self.alpha)
-        else:
-            safe = 1.0 / (self.c * scale["max_row"] + self.alpha)
-        causes = []
-        if not math.isfinite(scale["max_row"]):
-            causes.append("X holds values so large that their squares overflow float64")
-        if eta * self.alpha > 1.0:
-            causes.append(f"C={self.est.C:g} is so small that the penalty alone moves the "
-                          f"weights by learning_rate / (C * n_samples) = {eta * self.alpha:.3g} "
-                          "times themselves per step (more than 1)")
-        if self.sw is not None:
-            w = self.backend.to_numpy(self.sw)
-            spread = float(np.max(w) / np.mean(w))
-            if spread > 10:
-                causes.append(f"sample_weight reaches {spread:.3g} times its mean, which "
-                              "multiplies the step on those rows")
-        if np.isfinite(sq).all() and float(np.max(sq)) > 100:
-            j = int(np.argmax(sq))
-            causes.append(f"the features are not standardized (column {j} has a mean "
-                          f"square of {sq[j]:.3g})")
-        cause = "; ".join(causes) or "the step is too large for this data"
-        return (f"gradient descent diverged: {err}. learning_rate={eta:g} is too large "
-                f"for this data (a stable step is about {safe:.3g}) because {cause}. Use "
-                "learning_rate='auto' (the default: a step derived from the data), "
-                "standardize the features (sklearn.preprocessing.StandardScaler), or "
-                "use solver='lbfgs'")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -25,6 +26,14 @@ from sklearn.utils import check_random_state
 from ._dask import require
 
 __all__ = ["fit_out_of_core", "open_array"]
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from .estimator import LogisticRegression
+
+# a path to a .npy file or Zarr store, or an array-like read by row slices
+ArraySource = Union[str, os.PathLike, Any]
 
 CHUNK_BYTES = 32 << 20  # rows read at once: large enough for sequential disk reads
 
@@ -59,8 +68,11 @@ def _chunk_rows(X, batch_size):
     return min(rows, X.shape[0])
 
 
-def fit_out_of_core(estimator, X, y, *, classes=None, sample_weight=None, epochs=1,
-                    chunk_rows=None, check_input=True, progress=True):
+def fit_out_of_core(estimator: LogisticRegression, X: ArraySource, y: ArraySource, *,
+                    classes: ArrayLike | None = None,
+                    sample_weight: ArraySource | None = None, epochs: int = 1,
+                    chunk_rows: int | None = None, check_input: bool = True,
+                    progress: bool = True) -> LogisticRegression:
     """Train ``estimator`` on data too large for memory; returns the estimator.
 
     Each epoch reads the rows in chunks of ``chunk_rows`` (about 32 MiB by default,
