@@ -180,9 +180,6 @@ class InMemory:
                     self.backend.to_numpy(intercept))
         return coef, intercept
 
-    def classes_like(self, classes, X_in):
-        return classes
-
     # --------------------------------------------------------------- prediction
     def predict(self, est, method, X):
         """``method`` (``predict``, ``predict_proba``, ...) of the fitted ``est``."""
