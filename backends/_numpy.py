@@ -20,12 +20,16 @@ NUMBA_ENV = "XLOGREG_NUMBA"
 # epochs, and small data (scikit-learn's toy sets) never imports Numba. Measured on
 # one thread (process time, best of 5-9) against the plain xp code:
 # - full-batch gradient: the fused pass saves 0.8 ns per element of X (float64,
-#   binary; 0.25 ns float32, 2.3 ns with 10 classes): 13 ms at 2**24 elements. On
-#   digits (1797 x 64) it saves 0.3 ms a call: 30,000 calls to repay the compile.
+#   binary; 0.25 ns float32, 2.3 ns with 10 classes) on one thread, more on several
+#   (it reads X once, BLAS twice). Above 2**20 elements (a million) it is on: on
+#   digits (1797 x 64, 115,000 elements) it would save 0.3 ms a call, 30,000 calls to
+#   repay a first compile, so toy sets stay off it; at 160,000 x 100 it makes L-BFGS
+#   about 3x faster with the cache warm, and a first compile says so once (2**24, the
+#   break-even of a first-ever compile, cost that 3x on every later fit).
 # - mini-batch epoch: the compiled epoch saves 35-45 us a step, the call overhead of
 #   the plain step, and little per element (wide float64 batches of 256 rows: up to
 #   150 us a step): 10 ms at 300 steps. Breast cancer at batch 64 has 9 steps, digits 29.
-FUSED_MIN_SIZE = 1 << 24
+FUSED_MIN_SIZE = 1 << 20
 EPOCH_MIN_STEPS = 300
 
 
@@ -115,6 +119,35 @@ class NumpyBackend(Backend):
         return kernels.epoch(X, Y, W, b, rows=rows, batch=batch, etas=etas, mean_w=mean_w,
                              alpha=alpha, fit_intercept=fit_intercept,
                              sample_weight=sample_weight)
+
+    def data_scale(self, X, sample_weight=None, rows=None, columns=True):
+        """The statistics of ``xlogreg.optimizers.data_scale`` from BLAS and ``einsum``
+        in ``X``'s dtype, with no copy of ``X``: one read for the row norms, two more
+        for the column statistics. ``None`` where that overflows (the generic code
+        then sums in float64) or for a row subset (read through the index there)."""
+        if rows is not None or X.dtype not in (np.float32, np.float64):
+            return None
+        m = X.shape[0]
+        norms = np.einsum("ij,ij->i", X, X).astype(np.float64) + 1.0
+        if sample_weight is None:
+            total, top, mean_row = float(m), float(np.max(norms)), float(np.mean(norms))
+        else:
+            total = float(np.sum(sample_weight, dtype=np.float64))
+            top = float(np.max(norms * sample_weight))
+            mean_row = float(norms @ sample_weight) / total
+        out = {"max_row": top * m / total, "mean_row": mean_row}
+        if columns:
+            if sample_weight is None:
+                s1, s2 = np.ones(m, X.dtype) @ X, np.einsum("ij,ij->j", X, X)
+            else:
+                s1 = sample_weight @ X
+                s2 = np.einsum("i,ij,ij->j", sample_weight, X, X)
+            mean = np.asarray(s1, np.float64) / total
+            sq = np.asarray(s2, np.float64) / total
+            out.update(mean=mean, var=np.maximum(sq - mean * mean, 0.0), sq=sq)
+        if not all(np.isfinite(v).all() for v in out.values()):
+            return None  # squares beyond float32: the generic code sums in float64
+        return out
 
     def device_info(self) -> dict:
         kernels = numba_kernels()

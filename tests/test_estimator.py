@@ -323,7 +323,7 @@ def test_device_input_stays_on_its_device(breast_cancer):
     assert clf.backend_ == "array_api_strict"
     for got in (clf.coef_, clf.predict(Xd), clf.predict_proba(Xd), clf.classes_):
         assert isinstance(got, type(Xd))
-    assert_allclose(np.from_dlpack(clf.coef_), host.coef_, rtol=1e-12)
+    assert_allclose(np.from_dlpack(clf.coef_), host.coef_, rtol=1e-9)  # the data scale is summed in another order
     assert_array_equal(np.from_dlpack(clf.predict(Xd)), host.predict(X))
     assert clf.score(Xd, yd) == host.score(X, y)
     # host data predicted with a device-fitted model comes back on the host

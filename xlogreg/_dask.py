@@ -101,22 +101,23 @@ class DaskBackend(backends.Backend):
     def device_info(self) -> dict:
         return {"backend": self.name, **self.chunk.device_info()}
 
-    def data_scale(self, X, sample_weight=None):
+    def data_scale(self, X, sample_weight=None, rows=None, columns=True):
         """``xlogreg.optimizers.data_scale`` as one reduction on the workers."""
         dask = require("dask", "fitting on Dask arrays")
         X64 = X.astype(np.float64)
         sq = X64 * X64
-        rows = sq.sum(axis=1) + 1.0
+        norms = sq.sum(axis=1) + 1.0
         if sample_weight is None:
-            parts = (X64.sum(axis=0), sq.sum(axis=0), rows.max(), X.shape[0])
+            parts = (X64.sum(axis=0), sq.sum(axis=0), norms.max(), norms.sum(), X.shape[0])
         else:
             w = sample_weight.astype(np.float64)
             parts = ((X64 * w[:, None]).sum(axis=0), (sq * w[:, None]).sum(axis=0),
-                     (rows * w).max(), w.sum())
-        s1, s2, top, total = (backends.to_numpy(v) for v in _compute(dask, parts))
-        mean = s1 / total
+                     (norms * w).max(), (norms * w).sum(), w.sum())
+        s1, s2, top, norm_sum, total = (backends.to_numpy(v) for v in _compute(dask, parts))
+        mean, total = s1 / total, float(total)
         return {"mean": mean, "var": np.maximum(s2 / total - mean * mean, 0.0),
-                "sq": s2 / total, "max_row": float(top) * X.shape[0] / float(total)}
+                "sq": s2 / total, "max_row": float(top) * X.shape[0] / total,
+                "mean_row": float(norm_sum) / total}
 
     def fused_gradient(self, X, Y, W, b, scale, alpha, sample_weight=None):
         dask = require("dask", "fitting on Dask arrays")

@@ -61,14 +61,15 @@ class Problem:
         sw = None if self.sw is None else xp.take(self.sw, self.rows, axis=0)
         return xp.take(self.X, self.rows, axis=0), xp.take(self.Y, self.rows, axis=0), sw
 
-    def scale(self):
-        if self._scale is None:
-            scale = data_scale(self.backend, self.X, self.sw, self.rows)
-            if not math.isfinite(scale["max_row"]):
+    def scale(self, columns=True):
+        """``data_scale`` of the training rows, measured once (the row statistics
+        alone when ``columns`` is False: all the mini-batch step needs)."""
+        if self._scale is None or (columns and "mean" not in self._scale):
+            scale = data_scale(self.backend, self.X, self.sw, self.rows, columns)
+            if not all(np.isfinite(v).all() for v in scale.values()):
                 raise ValueError(
-                    "X holds values so large that their squares overflow float64 "
-                    f"(mean squares up to {np.max(scale['sq']):.3g}); gradient descent "
-                    "cannot work with them: rescale X, e.g. with "
+                    "X holds values so large that their squares overflow float64; "
+                    "gradient descent cannot work with them: rescale X, e.g. with "
                     "sklearn.preprocessing.StandardScaler")
             self._scale = scale
         return self._scale
@@ -77,10 +78,9 @@ class Problem:
         """``1 / L``, with ``L`` the curvature of a batch in which one row is the
         largest there is and the rest are average: at ``batch=1`` scikit-learn's SAG
         step (no single example can overshoot), towards the full batch the mean."""
-        scale = self.scale()
+        scale = self.scale(columns=False)
         one = 1.0 if self.fit_intercept else 0.0
-        top = scale["max_row"] - 1.0 + one
-        mean = float(np.sum(scale["sq"])) + one
+        top, mean = scale["max_row"] - 1.0 + one, scale["mean_row"] - 1.0 + one
         batch = max(1, batch)
         return 1.0 / (self.c * (top / batch + mean * (1.0 - 1.0 / batch)) + self.alpha)
 

@@ -136,19 +136,23 @@ def run_epoch(backend, X, Y, W, b, *, order, batch, etas, mean_w, alpha, fit_int
     return W, b, total
 
 
-def data_scale(backend, X, sample_weight=None, rows=None):
-    """One pass over ``X``: weighted column means and variances (float64, on the
-    host) and ``max_i s_i (||x_i||^2 + 1) / mean(s)``, the largest curvature a single
-    example brings (the ``+ 1`` is the intercept's column of ones).
+def data_scale(backend, X, sample_weight=None, rows=None, columns=True):
+    """The scale of the data, in float64 on the host: ``max_row = max_i s_i
+    (||x_i||^2 + 1) / mean(s)``, the largest curvature one example brings (the ``+ 1``
+    is the intercept's column of ones), and ``mean_row``, its weighted mean; with
+    ``columns``, also the weighted column ``mean``, ``var`` and mean square ``sq``.
 
-    Rows are read ``chunk`` at a time, so the extra memory is a chunk, not a copy of
-    ``X``; ``rows`` restricts it to those rows. A backend may do it its own way
-    (``backend.data_scale``: Dask)."""
+    ``rows`` restricts it to those rows. A backend may compute it its own way
+    (``backend.data_scale``: BLAS for NumPy, one reduction on the workers for Dask);
+    else rows are read a chunk at a time, so the extra memory is a chunk, not a copy
+    of ``X``.
+    """
     import numpy as np
 
     own = getattr(backend, "data_scale", None)
-    if own is not None:
-        return own(X, sample_weight)
+    found = None if own is None else own(X, sample_weight, rows, columns)
+    if found is not None:
+        return found
     xp = backend.xp
     n = X.shape[1]
     m = X.shape[0] if rows is None else rows.shape[0]
@@ -156,7 +160,7 @@ def data_scale(backend, X, sample_weight=None, rows=None):
     # Python steps
     chunk = max(1, (1 << 16) // (8 * n), m // 64)
     s1 = s2 = 0.0
-    total_w, top = 0.0, 0.0
+    total_w, top, norm_sum = 0.0, 0.0, 0.0
     for lo in range(0, m, chunk):
         hi = min(lo + chunk, m)  # array-api-strict refuses a stop past the end
         part = X[lo:hi, ...] if rows is None else xp.take(X, rows[lo:hi], axis=0)
@@ -175,10 +179,11 @@ def data_scale(backend, X, sample_weight=None, rows=None):
             total_w += float(xp.sum(w))
             norms = norms * w
         top = max(top, float(xp.max(norms)))
+        norm_sum += float(xp.sum(norms))
     mean = backend.to_numpy(s1) / total_w
-    var = np.maximum(backend.to_numpy(s2) / total_w - mean * mean, 0.0)
-    return {"mean": mean, "var": var, "sq": backend.to_numpy(s2) / total_w,
-            "max_row": top * m / total_w}
+    sq = backend.to_numpy(s2) / total_w
+    return {"mean": mean, "var": np.maximum(sq - mean * mean, 0.0), "sq": sq,
+            "max_row": top * m / total_w, "mean_row": norm_sum / total_w}
 
 
 class LineSearch:
