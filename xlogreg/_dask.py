@@ -102,22 +102,16 @@ class DaskBackend(backends.Backend):
         return {"backend": self.name, **self.chunk.device_info()}
 
     def data_scale(self, X, sample_weight=None, rows=None, columns=True):
-        """``xlogreg.optimizers.data_scale`` as one reduction on the workers."""
+        """``xlogreg.optimizers.data_scale`` as one task per worker, like the
+        gradient: each sums its chunks with the chunk's backend, the client adds up."""
         dask = require("dask", "fitting on Dask arrays")
-        X64 = X.astype(np.float64)
-        sq = X64 * X64
-        norms = sq.sum(axis=1) + 1.0
-        if sample_weight is None:
-            parts = (X64.sum(axis=0), sq.sum(axis=0), norms.max(), norms.sum(), X.shape[0])
-        else:
-            w = sample_weight.astype(np.float64)
-            parts = ((X64 * w[:, None]).sum(axis=0), (sq * w[:, None]).sum(axis=0),
-                     (norms * w).max(), (norms * w).sum(), w.sum())
-        s1, s2, top, norm_sum, total = (backends.to_numpy(v) for v in _compute(dask, parts))
-        mean, total = s1 / total, float(total)
+        parts = [dask.delayed(_chunks_scale, pure=True)(group)
+                 for group in self._by_worker(X, X, sample_weight)]
+        s1, s2, top, norm_sum, total = _merge(_compute(dask, parts))
+        mean = s1 / total
         return {"mean": mean, "var": np.maximum(s2 / total - mean * mean, 0.0),
-                "sq": s2 / total, "max_row": float(top) * X.shape[0] / total,
-                "mean_row": float(norm_sum) / total}
+                "sq": s2 / total, "max_row": top * X.shape[0] / total,
+                "mean_row": norm_sum / total}
 
     def fused_gradient(self, X, Y, W, b, scale, alpha, sample_weight=None):
         dask = require("dask", "fitting on Dask arrays")
@@ -201,6 +195,31 @@ def _compute(dask, parts):
 def _on_chunk(block, *params):
     backend = backends.get_backend(backends.input_kind(block))
     return backend, [backend.asarray(p, dtype=block.dtype) for p in params]
+
+
+def _chunks_scale(blocks):
+    """Unscaled ``(sum s x, sum s x^2, max s (|x|^2 + 1), sum s (|x|^2 + 1), sum s)``
+    of some chunks, in float64 on the host."""
+    parts = []
+    for X, _, sw in blocks:
+        backend = backends.get_backend(backends.input_kind(X))
+        xp = backend.xp
+        X = xp.astype(X, xp.float64)
+        sq = X * X
+        norms = xp.sum(sq, axis=1) + 1.0
+        w = xp.ones(X.shape[0], dtype=xp.float64) if sw is None else xp.astype(sw, xp.float64)
+        part = (xp.matmul(w, X), xp.matmul(w, sq), xp.max(norms * w), xp.sum(norms * w),
+                xp.sum(w))
+        parts.append([np.asarray(backend.to_numpy(v), np.float64) for v in part])
+    return _merge(parts)
+
+
+def _merge(parts):
+    """Adds up the workers' ``_chunks_scale``; the third entry is a maximum."""
+    total = [sum(p[i] for p in parts) for i in range(5)]
+    total[2] = max(float(p[2]) for p in parts)
+    return [np.asarray(total[0]), np.asarray(total[1]), float(total[2]), float(total[3]),
+            float(total[4])]
 
 
 def _chunks_gradient(blocks, W, b):
