@@ -121,8 +121,8 @@ class NumpyBackend(Backend):
                              sample_weight=sample_weight)
 
     def data_scale(self, X, sample_weight=None, rows=None, columns=True):
-        """The statistics of ``xlogreg.optimizers.data_scale`` from BLAS and ``einsum``
-        in ``X``'s dtype, with no copy of ``X``: one read for the row norms, two more
+        """The statistics of ``xlogreg.optimizers.data_scale`` from ``einsum`` in
+        ``X``'s dtype, with no copy of ``X``: one read for the row norms, two more
         for the column statistics. ``None`` where that overflows (the generic code
         then sums in float64) or for a row subset (read through the index there)."""
         if rows is not None or X.dtype not in (np.float32, np.float64):
@@ -137,10 +137,12 @@ class NumpyBackend(Backend):
             mean_row = float(norms @ sample_weight) / total
         out = {"max_row": top * m / total, "mean_row": mean_row}
         if columns:
+            # no BLAS here: OpenBLAS's threads spin for a while after a call, and on
+            # 2 cores that halved the speed of the Numba kernels that come next
             if sample_weight is None:
-                s1, s2 = np.ones(m, X.dtype) @ X, np.einsum("ij,ij->j", X, X)
+                s1, s2 = np.sum(X, axis=0), np.einsum("ij,ij->j", X, X)
             else:
-                s1 = sample_weight @ X
+                s1 = np.einsum("i,ij->j", sample_weight, X)
                 s2 = np.einsum("i,ij,ij->j", sample_weight, X, X)
             mean = np.asarray(s1, np.float64) / total
             sq = np.asarray(s2, np.float64) / total
