@@ -39,7 +39,7 @@ LARGE_DATA = """
     from xlogreg import LogisticRegression
     from xlogreg.backends import _numpy as nb
     n = 100
-    m = -(-nb.FUSED_MIN_SIZE // n)
+    m = max(-(-nb.FUSED_MIN_SIZE // n), 64 * nb.EPOCH_MIN_STEPS)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((m, n), dtype=np.float32)
     y = (X @ rng.standard_normal(n) + rng.standard_normal(m) > 0).astype(np.int64)
