@@ -21,9 +21,9 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from . import backends
 from .losses import log_sigmoid, logsumexp, sigmoid, softmax
-from .models import encode_targets
+from .models import encode_targets, predict_index
 
-__all__ = ["InMemory", "data_for", "predict_index", "finish"]
+__all__ = ["InMemory", "data_for", "finish"]
 
 FLOATS = [np.float64, np.float32]
 
@@ -35,14 +35,6 @@ def data_for(backend_name, *arrays):
 
         return DaskData(backend_name, *arrays)
     return InMemory(backends.resolve_backend(backend_name, *arrays))
-
-
-def predict_index(Z, xp):
-    """Index of the predicted class; a score of exactly 0 goes to the first class, as
-    in scikit-learn (``sigmoid(z) > 0.5``)."""
-    if Z.shape[1] == 1:
-        return xp.astype(Z[:, 0] > 0, xp.int64)
-    return xp.argmax(Z, axis=1)
 
 
 def finish(method, Z, xp):

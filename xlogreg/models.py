@@ -21,7 +21,7 @@ from array_api_compat import array_namespace
 from .losses import binary_loss_and_dz, multinomial_loss_and_dz
 
 __all__ = ["encode_targets", "fast_loss_and_gradient", "loss_and_gradient", "objective",
-           "raw_score"]
+           "predict_index", "raw_score"]
 
 
 def raw_score(X, W, b, xp=None):
@@ -81,3 +81,11 @@ def objective(X, Y, W, b, alpha, sample_weight=None, xp=None):
     total = X.shape[0] if sample_weight is None else xp.sum(sample_weight)
     loss, dW, db = loss_and_gradient(X, Y, W, b, 1.0 / total, alpha, sample_weight, xp)
     return loss / total + 0.5 * alpha * xp.sum(W * W), dW, db
+
+
+def predict_index(Z, xp):
+    """Index of the predicted class; a score of exactly 0 goes to the first class, as
+    in scikit-learn (``sigmoid(z) > 0.5``)."""
+    if Z.shape[1] == 1:
+        return xp.astype(Z[:, 0] > 0, xp.int64)
+    return xp.argmax(Z, axis=1)

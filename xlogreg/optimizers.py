@@ -39,7 +39,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from .models import fast_loss_and_gradient
+from .models import fast_loss_and_gradient, predict_index
 
 __all__ = ["GDResult", "LearningRate", "LineSearch", "SCHEDULES", "data_scale",
            "gradient_descent", "lbfgs", "run_epoch"]
@@ -88,12 +88,6 @@ class GDResult:
     converged: bool = False
     loss_curve: list = field(default_factory=list)
     validation_scores: list = field(default_factory=list)
-
-
-def _predict_index(Z, xp):
-    if Z.shape[1] == 1:
-        return xp.astype(Z[:, 0] >= 0, xp.int64)
-    return xp.argmax(Z, axis=1)
 
 
 def run_epoch(backend, X, Y, W, b, *, order, batch, etas, mean_w, alpha, fit_intercept,
@@ -367,7 +361,7 @@ def gradient_descent(
             score = None
             if validation is not None:
                 Xv, yv, sv = validation
-                hit = xp.astype(_predict_index(xp.matmul(Xv, W) + b, xp) == yv, X.dtype)
+                hit = xp.astype(predict_index(xp.matmul(Xv, W) + b, xp) == yv, X.dtype)
                 score = xp.mean(hit) if sv is None else xp.sum(hit * sv) / xp.sum(sv)
             pending.append((total / total_w, score, W, b, eta))
             if len(pending) < sync_every and epoch + 1 < max_epochs and not stalled:
