@@ -1,7 +1,6 @@
 """scikit-learn's own estimator checks, and the meta-estimators users combine it with."""
 
 import numpy as np
-import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline

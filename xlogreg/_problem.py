@@ -84,13 +84,14 @@ class Problem:
         batch = max(1, batch)
         return 1.0 / (self.c * (top / batch + mean * (1.0 - 1.0 / batch)) + self.alpha)
 
-    def check_optimal(self, W, b, converged):
+    def check_optimal(self, W, b, converged, search=None):
         """The objective at the end of a fit, with a ``ConvergenceWarning`` when a fit
         that stopped as converged is still far from the optimum (gradient descent
         creeping along a badly scaled valley looks like a plateau)."""
-        X, Y, sw = self._train_rows()
-        search = LineSearch(self.backend, X, Y, sw, self.alpha, self.fit_intercept,
-                            self.scale())
+        if search is None:  # ``search``: the full batch's own, which knows the end
+            X, Y, sw = self._train_rows()
+            search = LineSearch(self.backend, X, Y, sw, self.alpha, self.fit_intercept,
+                                self.scale())
         J, gap = search.optimality(W, b)
         if converged and gap > 0.1:
             warnings.warn(

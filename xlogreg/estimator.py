@@ -393,7 +393,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                     validation_scores_=result.validation_scores if early_stopping else None)
                 final = None
                 if tol is not None and not early_stopping:  # else validation decides
-                    final = problem.check_optimal(W, b, result.converged)
+                    final = problem.check_optimal(W, b, result.converged, line_search)
                     if not result.converged:
                         warnings.warn(
                             f"LogisticRegression stopped at max_epochs={max_epochs} before "

@@ -211,7 +211,7 @@ class LineSearch:
         self.mean = backend.asarray(scale["mean"], dtype=xp.float64)
         self.c, self.dtype = c, dtype
         self.eta = 1.0
-        self.J = self.G = None
+        self.J = self.G = self.at = None  # objective and gradient at the point ``at``
 
     def _eval(self, W, b):
         xp = self.backend.xp
@@ -235,7 +235,10 @@ class LineSearch:
         step along the direction promises, relative to ``J``. Near the optimum it is
         small (below 1e-2 for converged fits, gradient descent's noise included);
         far from it, it is of order 1, whatever the units of the features."""
-        J, gW, gb = self._eval(W, b)
+        if self.at is not None and W is self.at[0] and b is self.at[1]:
+            J, (gW, gb) = self.J, self.G  # where the last step landed: known already
+        else:
+            J, gW, gb = self._eval(W, b)
         return J, self.direction(gW, gb)[2] / (2.0 * max(abs(J), 1e-300))
 
     def step(self, W, b):
@@ -263,7 +266,7 @@ class LineSearch:
             return W, b, J, True  # no step lowers J in this precision
         curvature = 2.0 * (J_new - J + eta * slope) / (eta * eta * slope)
         self.eta = min(1.0 / curvature, 4.0 * eta) if curvature > 0 else 4.0 * eta
-        self.J, self.G = J_new, (gW_new, gb_new)
+        self.J, self.G, self.at = J_new, (gW_new, gb_new), (W_new, b_new)
         return W_new, b_new, J, False
 
 
