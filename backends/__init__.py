@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -39,6 +40,7 @@ __all__ = [
     "canonical_name",
     "get_backend",
     "input_kind",
+    "is_sparse",
     "resolve_backend",
     "to_numpy",
 ]
@@ -123,12 +125,35 @@ def available_backends() -> list[Canonical]:
     return names
 
 
+def _sparse_kind(x: object) -> Canonical | None:
+    """``"numpy"`` for a SciPy sparse matrix or array, ``"cupy"`` for a CuPy one, else
+    ``None``. A module not imported yet cannot have made ``x``, so it is looked up in
+    ``sys.modules`` and never imported here (SciPy's import costs 0.2 s, CuPy's more)."""
+    scipy_sparse = sys.modules.get("scipy.sparse")
+    if scipy_sparse is not None and scipy_sparse.issparse(x):
+        return "numpy"
+    cupyx_sparse = sys.modules.get("cupyx.scipy.sparse")
+    if cupyx_sparse is not None and cupyx_sparse.issparse(x):
+        return "cupy"
+    return None
+
+
+def is_sparse(x: object) -> bool:
+    """Whether ``x`` is a sparse matrix or array of SciPy or of CuPy
+    (``cupyx.scipy.sparse``); neither library is imported to find out."""
+    return _sparse_kind(x) is not None
+
+
 def input_kind(x: object) -> Canonical:
     """Which backend an input array belongs to, found with array-api-compat.
 
-    NumPy arrays, lists, pandas objects and anything else on the host count as
-    ``"numpy"``. Libraries not loaded yet are never imported to find out.
+    NumPy arrays, SciPy sparse matrices, lists, pandas objects and anything else on
+    the host count as ``"numpy"``; CuPy arrays and ``cupyx.scipy.sparse`` matrices as
+    ``"cupy"``. Libraries not loaded yet are never imported to find out.
     """
+    sparse = _sparse_kind(x)
+    if sparse is not None:
+        return sparse
     if array_api_compat.is_cupy_array(x):
         return "cupy"
     if array_api_compat.is_numpy_array(x) or not array_api_compat.is_array_api_obj(x):

@@ -67,11 +67,19 @@ class Backend:
     def train_epoch(self, X: Array, Y: Array, W: Array, b: Array, *, rows: Array | None,
                     batch: int, etas: Sequence[float] | Array, mean_w: float, alpha: float,
                     fit_intercept: bool, sample_weight: Array | None = None,
-                    ) -> tuple[Array, Array, Array] | None:
+                    l1: float = 0.0) -> tuple[Array, Array, Array] | None:
         """One mini-batch epoch in a compiled kernel, ``(W, b, loss_sum)``, or ``None``
         where this backend has none. Step ``s`` uses rows ``rows[s*batch:(s+1)*batch]``
-        (all rows in order when ``rows`` is None) and the step size ``etas[s]``."""
+        (all rows in order when ``rows`` is None) and the step size ``eta = etas[s]``:
+        ``W <- soft(max(0, 1 - eta alpha) W - eta dW_data, eta l1)`` with ``soft(v, t)
+        = sign(v) max(|v| - t, 0)`` (the proximal step of the L1 penalty; the identity
+        when ``l1`` is 0) and ``b <- b - eta db`` (the intercept is never penalized)."""
         return None
+
+    def take_rows(self, X: Array, rows: Array) -> Array:
+        """The rows ``rows`` of ``X``, a copy; sparse-aware in the backends that take
+        sparse matrices (``xp.take`` refuses them)."""
+        return self.xp.take(X, rows, axis=0)
 
     def device_info(self) -> dict[str, Any]:
         """A description of the device for reports (name, memory, versions)."""

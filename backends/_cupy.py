@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _sparse_kind
 from ._base import Backend, BackendUnavailableError
 
 __all__ = ["CupyBackend", "import_cupy"]
@@ -52,14 +53,69 @@ class CupyBackend(Backend):
 
         self.xp = xp
 
+    def _sparse(self):
+        import cupyx.scipy.sparse
+
+        return cupyx.scipy.sparse
+
     def asarray(self, x, dtype=None):
+        kind = _sparse_kind(x)
+        if kind is not None:
+            # SciPy's goes to the device as CSR, whatever its format (CuPy's CSR is
+            # the format its sparse products are made for); CuPy's stays as it is
+            if kind == "numpy":
+                x = self._sparse().csr_matrix(x)
+            return x if dtype is None or x.dtype == dtype else x.astype(dtype)
         return self._cupy.asarray(x, dtype=dtype)
 
     def to_numpy(self, x):
         return self._cupy.asnumpy(x)
 
     def owns(self, x) -> bool:
-        return isinstance(x, self._cupy.ndarray)
+        return isinstance(x, self._cupy.ndarray) or _sparse_kind(x) == "cupy"
+
+    def take_rows(self, X, rows):
+        if _sparse_kind(X) == "cupy":
+            return X[rows]
+        return self._cupy.take(X, rows, axis=0)
+
+    def data_scale(self, X, sample_weight=None, rows=None, columns=True):
+        """``xlogreg.optimizers.data_scale`` of a ``cupyx.scipy.sparse`` ``X`` from
+        sparse products on the device, in float64, nothing of the dense size made;
+        ``None`` for a dense ``X`` (the generic code then reads it in chunks).
+
+        UNVERIFIED: written from CuPy's documented API (``astype``, ``multiply``,
+        ``sum(axis=...)``, ``.T @ vector``, row indexing of CSR) without a GPU to
+        run it on; the NumPy backend's ``_sparse_data_scale`` is the same sums."""
+        if _sparse_kind(X) != "cupy":
+            return None
+        cupy = self._cupy
+        X = X.tocsr()  # the format whose element-wise product and row indexing are sure
+        if rows is not None:
+            X = X[rows]
+            if sample_weight is not None:
+                sample_weight = cupy.take(sample_weight, rows, axis=0)
+        X64 = X.astype(cupy.float64)
+        S = X64.multiply(X64)
+        m = X.shape[0]
+        norms = cupy.asarray(S.sum(axis=1)).ravel() + 1.0
+        if sample_weight is None:
+            total, top, mean_row = float(m), float(norms.max()), float(norms.mean())
+        else:
+            w = sample_weight.astype(cupy.float64)
+            total = float(w.sum())
+            top = float((norms * w).max())
+            mean_row = float(norms @ w) / total
+        out = {"max_row": top * m / total, "mean_row": mean_row}
+        if columns:
+            if sample_weight is None:
+                s1, s2 = X64.sum(axis=0), S.sum(axis=0)
+            else:
+                s1, s2 = X64.T @ w, S.T @ w
+            mean = cupy.asnumpy(cupy.asarray(s1).ravel()) / total
+            sq = cupy.asnumpy(cupy.asarray(s2).ravel()) / total
+            out.update(mean=mean, var=np.maximum(sq - mean * mean, 0.0), sq=sq)
+        return out
 
     def synchronize(self) -> None:
         self._cupy.cuda.get_current_stream().synchronize()

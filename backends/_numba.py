@@ -62,6 +62,8 @@ _JIT = dict(nogil=True, error_model="numpy", fastmath=_FAST)
 _JIT_EXACT = dict(nogil=True, error_model="numpy", fastmath={"contract", "nsz"})
 
 _log = logging.getLogger("xlogreg")
+# the modules whose compiles are announced: this one and the sparse kernels
+KERNEL_MODULES = {__name__, __name__ + "_sparse"}
 _COMPILE_SECONDS = 10  # measured: 8-13 s per kernel and dtype on 2 cores, empty cache
 _uncached = []  # the kernels Numba found no cache directory for
 
@@ -86,7 +88,7 @@ class _AnnounceCompile(event.Listener):
     said = False
 
     def on_start(self, ev):
-        if self.said or ev.data["dispatcher"].py_func.__module__ != __name__:
+        if self.said or ev.data["dispatcher"].py_func.__module__ not in KERNEL_MODULES:
             return
         type(self).said = True
         if _uncached:
@@ -291,8 +293,15 @@ def _gradient(X, Y, sw, Wt, b, out):
         out[c, k * (n + 1)] = loss
 
 
+@_jit(inline="always", **_JIT)
+def _soft_threshold(v, t):
+    """``sign(v) max(|v| - t, 0)`` for ``t >= 0``: 0 where the L1 penalty wins."""
+    r = abs(v) - t
+    return math.copysign(r, v) if r > 0 else 0.0
+
+
 @_jit(**_JIT)
-def _epoch(X, Y, sw, idx, batch, etas, mean_w, alpha, fit_intercept, Wt, b):
+def _epoch(X, Y, sw, idx, batch, etas, mean_w, alpha, l1, fit_intercept, Wt, b):
     """Mini-batch gradient descent over one epoch, updating ``Wt`` and ``b`` in place.
 
     Step ``s`` uses positions ``s*batch:(s+1)*batch`` of ``idx`` (or of the rows when
@@ -302,7 +311,8 @@ def _epoch(X, Y, sw, idx, batch, etas, mean_w, alpha, fit_intercept, Wt, b):
     A step is scikit-learn's SGD step (``_plain_sgd`` in ``_sgd_fast.pyx.tp``): the
     gradient ``dW`` of the batch's data term at the current ``W``, then ``W <-
     max(0, 1 - eta alpha) W - eta dW``. The shrink is clamped at 0: with ``eta alpha
-    > 2`` the unclamped factor flips and grows ``W`` on every step.
+    > 2`` the unclamped factor flips and grows ``W`` on every step. With ``l1 > 0``
+    the step ends with the L1 penalty's proximal step, ``W <- soft(W, eta l1)``.
     """
     m = idx.shape[0] if idx.shape[0] else X.shape[0]
     k, n = Wt.shape
@@ -329,6 +339,11 @@ def _epoch(X, Y, sw, idx, batch, etas, mean_w, alpha, fit_intercept, Wt, b):
                 Wt[c, j] = shrink * Wt[c, j] - eta * (scale * G[c, j])
             if fit_intercept:
                 b[c] -= eta * (scale * G[c, n])
+        if l1 > 0:  # a loop of its own: with l1 = 0 the update above stays as it was
+            t = eta * l1
+            for c in range(k):
+                for j in range(n):
+                    Wt[c, j] = _soft_threshold(Wt[c, j], t)
     return total
 
 
@@ -355,13 +370,14 @@ def gradient(X, Y, W, b, scale, alpha, sample_weight=None):
     return np.asarray(total[-1]), dW.astype(X.dtype), G[:, n].astype(X.dtype)
 
 
-def epoch(X, Y, W, b, *, rows, batch, etas, mean_w, alpha, fit_intercept, sample_weight=None):
+def epoch(X, Y, W, b, *, rows, batch, etas, mean_w, alpha, fit_intercept, sample_weight=None,
+          l1=0.0):
     """One mini-batch epoch in compiled code; returns ``(W, b, loss_sum)`` with new
     arrays for ``W`` and ``b`` (the inputs are left as they were)."""
     Wt = np.array(W.T, order="C")
     b = np.array(b)
     sw = _none(X.dtype) if sample_weight is None else sample_weight
     idx = np.empty(0, np.int64) if rows is None else rows.astype(np.int64, copy=False)
-    loss = _epoch(X, Y, sw, idx, batch, np.asarray(etas, np.float64), mean_w, alpha,
-                  fit_intercept, Wt, b)
+    loss = _epoch(X, Y, sw, idx, batch, np.asarray(etas, np.float64), float(mean_w),
+                  float(alpha), float(l1), fit_intercept, Wt, b)
     return Wt.T, b, np.asarray(loss)

@@ -9,8 +9,9 @@ import platform
 import numpy as np
 
 from ._base import Backend
+from . import is_sparse
 
-__all__ = ["EPOCH_MIN_STEPS", "FUSED_MIN_SIZE", "NumpyBackend", "cpu_info", "numba_kernels"]
+__all__ = ["EPOCH_MIN_STEPS", "FUSED_MIN_NNZ", "FUSED_MIN_SIZE", "NumpyBackend", "cpu_info", "numba_kernels"]
 
 NUMBA_ENV = "XLOGREG_NUMBA"
 # The compiled kernels only pay on large data. Numba compiles each kernel once per
@@ -31,6 +32,22 @@ NUMBA_ENV = "XLOGREG_NUMBA"
 #   150 us a step): 10 ms at 300 steps. Breast cancer at batch 64 has 9 steps, digits 29.
 FUSED_MIN_SIZE = 1 << 20
 EPOCH_MIN_STEPS = 300
+# - sparse (CSR) full-batch gradient: against SciPy's two passes (``X @ W``, then
+#   ``X.T @ dZ``, each one thread) and NumPy's per-row work, the fused pass saves
+#   SPARSE_SAVING_NS a non-zero on one thread (float64, binary, 50 non-zeros a row;
+#   more on several threads). The bar is the dense one, a million, in non-zeros:
+#   there it saves a few ms a call, which repays a first compile within a few
+#   thousand calls and the load from the cache within a few hundred.
+FUSED_MIN_NNZ = 1 << 20
+
+
+def numba_sparse_kernels():  # not cached itself: it follows numba_kernels
+    """The compiled CSR kernels, or ``None`` as for ``numba_kernels``."""
+    if numba_kernels() is None:
+        return None
+    from . import _numba_sparse
+
+    return _numba_sparse
 
 
 @functools.cache
@@ -44,6 +61,17 @@ def numba_kernels():
     except ImportError:
         return None
     return _numba
+
+
+def _csr_ok(X, *others):
+    """The sparse kernels take a CSR ``X`` of float32/float64 values and int32/int64
+    indices, and C-contiguous ``Y`` and weights of the values' dtype."""
+    if X.format != "csr" or X.data.dtype not in (np.float32, np.float64):
+        return False
+    if X.indices.dtype not in (np.int32, np.int64) or X.indptr.dtype not in (np.int32, np.int64):
+        return False
+    dtype = X.data.dtype
+    return all(a is None or (a.dtype == dtype and a.flags.c_contiguous) for a in others)
 
 
 def _compiled_ok(X, *others):
@@ -85,13 +113,18 @@ class NumpyBackend(Backend):
         self.xp = xp
 
     def asarray(self, x, dtype=None):
+        if is_sparse(x):  # SciPy's: kept sparse, as it is (np.asarray would box it)
+            return x if dtype is None or x.dtype == dtype else x.astype(dtype)
         return np.asarray(x, dtype=dtype)
 
     def to_numpy(self, x):
         return np.asarray(x)
 
     def owns(self, x) -> bool:
-        return isinstance(x, (np.ndarray, np.generic))
+        return isinstance(x, (np.ndarray, np.generic)) or is_sparse(x)
+
+    def take_rows(self, X, rows):
+        return X[rows] if is_sparse(X) else np.take(X, rows, axis=0)
 
     def default_rng(self, seed):
         return np.random.default_rng(seed)
@@ -101,6 +134,13 @@ class NumpyBackend(Backend):
 
     # the size tests come first: numba_kernels() imports Numba
     def fused_gradient(self, X, Y, W, b, scale, alpha, sample_weight=None):
+        if is_sparse(X):
+            if X.nnz < FUSED_MIN_NNZ or not _csr_ok(X, Y, sample_weight):
+                return None  # CSC and the rest: SciPy's products, in the plain code
+            kernels = numba_sparse_kernels()
+            if kernels is None:
+                return None
+            return kernels.gradient(X, Y, W, b, scale, alpha, sample_weight)
         if X.size < FUSED_MIN_SIZE or not _compiled_ok(X, Y, sample_weight):
             return None
         kernels = numba_kernels()
@@ -109,22 +149,28 @@ class NumpyBackend(Backend):
         return kernels.gradient(X, Y, W, b, scale, alpha, sample_weight)
 
     def train_epoch(self, X, Y, W, b, *, rows, batch, etas, mean_w, alpha, fit_intercept,
-                    sample_weight=None):
+                    sample_weight=None, l1=0.0):
         m = X.shape[0] if rows is None else rows.shape[0]
-        if -(-m // batch) < EPOCH_MIN_STEPS or not _compiled_ok(X, Y, sample_weight):
+        if -(-m // batch) < EPOCH_MIN_STEPS:
             return None
-        kernels = numba_kernels()
+        sparse = is_sparse(X)
+        if not (_csr_ok if sparse else _compiled_ok)(X, Y, sample_weight):
+            return None
+        kernels = numba_sparse_kernels() if sparse else numba_kernels()
         if kernels is None:
             return None
         return kernels.epoch(X, Y, W, b, rows=rows, batch=batch, etas=etas, mean_w=mean_w,
                              alpha=alpha, fit_intercept=fit_intercept,
-                             sample_weight=sample_weight)
+                             sample_weight=sample_weight, l1=l1)
 
     def data_scale(self, X, sample_weight=None, rows=None, columns=True):
         """The statistics of ``xlogreg.optimizers.data_scale`` from ``einsum`` in
         ``X``'s dtype, with no copy of ``X``: one read for the row norms, two more
         for the column statistics. ``None`` where that overflows (the generic code
-        then sums in float64) or for a row subset (read through the index there)."""
+        then sums in float64) or for a row subset (read through the index there).
+        A SciPy sparse ``X`` has its own code, ``_sparse_data_scale``."""
+        if is_sparse(X):
+            return _sparse_data_scale(X, sample_weight, rows, columns)
         if rows is not None or X.dtype not in (np.float32, np.float64):
             return None
         m = X.shape[0]
@@ -155,3 +201,44 @@ class NumpyBackend(Backend):
         kernels = numba_kernels()
         return {"backend": self.name, "device": "cpu", "numpy": np.__version__,
                 "numba": kernels and kernels.numba.__version__, **cpu_info()}
+
+
+def _sparse_data_scale(X, sample_weight, rows, columns):
+    """``NumpyBackend.data_scale`` of a SciPy sparse ``X``, in float64, from sparse
+    products: nothing of the size of the dense ``X`` is made. The squares and the
+    float64 values are matrices of ``X``'s own structure (its ``indices`` and
+    ``indptr`` shared, except where ``csr_matrix`` narrows int64 indices to int32;
+    the values in float64 are a copy for float32).
+    ``rows`` takes a copy of those rows (and formats other than CSR and CSC are
+    converted to CSR), which the chunked generic code could not do for a sparse X."""
+    if rows is not None:
+        X = X[rows]
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight)[rows]
+    if X.format not in ("csr", "csc"):
+        X = X.tocsr()
+    if not X.has_canonical_format:  # duplicates: the square of a sum, not the sum of squares
+        X = X.copy()
+        X.sum_duplicates()
+    m = X.shape[0]
+    values = np.asarray(X.data, np.float64)
+    X64 = type(X)((values, X.indices, X.indptr), shape=X.shape)
+    S = type(X)((values * values, X.indices, X.indptr), shape=X.shape)
+    norms = np.asarray(S.sum(axis=1), np.float64).ravel() + 1.0
+    if sample_weight is None:
+        total, top, mean_row = float(m), float(np.max(norms, initial=0.0)), float(np.mean(norms))
+    else:
+        w = np.asarray(sample_weight, np.float64)
+        total = float(np.sum(w))
+        top = float(np.max(norms * w, initial=0.0))
+        mean_row = float(norms @ w) / total
+    out = {"max_row": top * m / total, "mean_row": mean_row}
+    if columns:
+        if sample_weight is None:
+            s1, s2 = X64.sum(axis=0), S.sum(axis=0)
+        else:
+            s1, s2 = X64.T @ w, S.T @ w
+        mean = np.asarray(s1, np.float64).ravel() / total
+        sq = np.asarray(s2, np.float64).ravel() / total
+        out.update(mean=mean, var=np.maximum(sq - mean * mean, 0.0), sq=sq)
+    return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import is_sparse
 from ._base import Backend
 
 __all__ = ["StrictBackend"]
@@ -28,6 +29,11 @@ class StrictBackend(Backend):
         self._array_type = type(array_api_strict.asarray(0.0))
 
     def asarray(self, x, dtype=None):
+        if is_sparse(x):  # np.asarray would box it in a 0-d object array
+            raise TypeError(
+                "backend 'array_api_strict' takes dense arrays only: array_api_strict "
+                "has no sparse arrays (pass X.toarray(), or use backend='numpy')"
+            )
         if not self.owns(x):
             x = np.asarray(x)
         return self.xp.asarray(x, dtype=dtype)
