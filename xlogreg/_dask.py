@@ -147,7 +147,7 @@ class DaskBackend(backends.Backend):
         return self._groups[key]
 
     def train_epoch(self, X, Y, W, b, *, rows, batch, etas, mean_w, alpha, fit_intercept,
-                    sample_weight=None):
+                    sample_weight=None, l1=0.0):
         dask = require("dask", "fitting on Dask arrays")
         blocks = _blocks(X, Y, sample_weight)
         sizes = X.chunks[0]
@@ -164,7 +164,7 @@ class DaskBackend(backends.Backend):
             steps = -(-seen // batch) if last else seen // batch
             state = dask.delayed(_chunk_epoch, pure=True)(
                 *blocks[j], state, seeds[j], list(etas[done:steps]), batch, mean_w, alpha,
-                fit_intercept)
+                fit_intercept, l1)
             done = steps
         W, b, _, loss = _compute(dask, [state])[0]
         return W, b, np.asarray(loss)
@@ -235,7 +235,7 @@ def _chunks_gradient(blocks, W, b):
     return loss, dW, db
 
 
-def _chunk_epoch(X, Y, sw, state, seed, etas, batch, mean_w, alpha, fit_intercept):
+def _chunk_epoch(X, Y, sw, state, seed, etas, batch, mean_w, alpha, fit_intercept, l1=0.0):
     """The steps of an epoch that fall in this chunk; returns the state to hand on.
 
     ``state`` is ``(W, b, carry, loss_sum)`` with ``carry`` the rows left over by
@@ -259,7 +259,7 @@ def _chunk_epoch(X, Y, sw, state, seed, etas, batch, mean_w, alpha, fit_intercep
         W, b, loss = run_epoch(
             backend, X[:used, ...], Y[:used, ...], W, b, order=None, batch=batch,
             etas=etas, mean_w=mean_w, alpha=alpha, fit_intercept=fit_intercept,
-            sample_weight=None if sw is None else sw[:used])
+            sample_weight=None if sw is None else sw[:used], l1=l1)
         total += float(loss)
     carry = None
     if used < X.shape[0]:  # small: fewer than batch rows, moved by value
@@ -295,6 +295,11 @@ def check_input(est, X, y, sample_weight, *, reset, fitting):
         raise ValueError(f"X is empty: shape {X.shape}")
     if X.dtype.kind not in "fiub":
         raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
+    if backends.is_sparse(X._meta):
+        raise TypeError(
+            "Dask arrays with sparse chunks are not supported: pass the sparse matrix "
+            "itself (scipy.sparse, e.g. X.compute() as CSR) for in-memory training, or "
+            "dense chunks")
     chunk = backends.resolve_backend(est.backend, X._meta)
     if chunk.name not in ("numpy", "cupy"):
         raise ValueError(

@@ -54,10 +54,39 @@ def finish(method, Z, xp):
 
 
 def _on(backend, a, dtype=None):
-    """``a`` on ``backend`` (small arrays from another device go through the host)."""
+    """``a`` on ``backend`` (small arrays from another device go through the host; a
+    sparse matrix is copied to the device as a sparse matrix)."""
+    if backends.is_sparse(a):
+        return a if backend.owns(a) else backend.asarray(a)
     if not backend.owns(a):
         a = backends.to_numpy(a)
     return backend.asarray(a, dtype=dtype) if dtype is not None else backend.asarray(a)
+
+
+def _device_dense(X):
+    xp = array_namespace(X)
+    if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
+        raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
+    if X.dtype not in (xp.float32, xp.float64):  # as validate_data: ints -> float64
+        X = xp.astype(X, xp.float64)
+    if not bool(xp.all(xp.isfinite(X))):
+        raise ValueError("Input X contains NaN or infinity.")
+    return X
+
+
+def _device_sparse(X):
+    """``validate_data``'s checks for a sparse matrix on the GPU: CSR or CSC kept,
+    other formats converted to CSR, integers to float64, values finite."""
+    if X.format not in ("csr", "csc"):
+        X = X.tocsr()
+    if X.dtype.kind not in "fiub":
+        raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
+    if X.dtype.kind != "f" or X.dtype.itemsize not in (4, 8):
+        X = X.astype("float64")
+    xp = array_namespace(X.data)
+    if not bool(xp.all(xp.isfinite(X.data))):
+        raise ValueError("Input X contains NaN or infinity.")
+    return X
 
 
 class InMemory:
@@ -71,11 +100,17 @@ class InMemory:
     # ------------------------------------------------------------------- checks
     def check(self, est, X, y=None, sample_weight=None, *, reset):
         """``(X, y, sample_weight)`` validated, before any work; ``y=None`` predicts."""
+        if backends.is_sparse(X) and self.backend.name == "array_api_strict":
+            raise TypeError("array_api_strict has no sparse arrays: pass X.toarray(), or "
+                            "use backend='numpy' for sparse X")
         if backends.input_kind(X) != "numpy":
             return self._check_device(est, X, y, sample_weight, reset)
+        # CSR and CSC as they are; other sparse formats become CSR (a copy)
+        sparse = ["csr", "csc"]
         if y is None:
-            return validate_data(est, X, dtype=FLOATS, reset=reset), None, None
-        X, y = validate_data(est, X, y, dtype=FLOATS, reset=reset)
+            return validate_data(est, X, dtype=FLOATS, accept_sparse=sparse,
+                                 reset=reset), None, None
+        X, y = validate_data(est, X, y, dtype=FLOATS, accept_sparse=sparse, reset=reset)
         check_classification_targets(y)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
@@ -83,21 +118,16 @@ class InMemory:
         return X, y, sample_weight
 
     def _check_device(self, est, X, y, sample_weight, reset):
-        xp = array_namespace(X)
         if X.ndim != 2:
             raise ValueError(
                 f"Expected a 2-D X of shape (n_samples, n_features), got shape {X.shape}")
         if X.shape[0] == 0 or X.shape[1] == 0:
             raise ValueError(f"X is empty: shape {X.shape}")
-        if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
-            raise ValueError(f"X must hold real numbers, got dtype {X.dtype}")
-        if X.dtype not in (xp.float32, xp.float64):  # as validate_data: ints -> float64
-            X = xp.astype(X, xp.float64)
-        if not bool(xp.all(xp.isfinite(X))):
-            raise ValueError("Input X contains NaN or infinity.")
+        X = _device_sparse(X) if backends.is_sparse(X) else _device_dense(X)
         validate_data(est, X, reset=reset, skip_check_array=True)
         if y is None:
             return X, None, None
+        xp = array_namespace(y)
         if y.ndim == 2 and y.shape[1] == 1:
             warnings.warn("A column-vector y was passed when a 1d array was expected; it "
                           "is raveled.", DataConversionWarning, stacklevel=4)
@@ -179,7 +209,7 @@ class InMemory:
         X, _, _ = self.check(est, X, reset=False)
         kind = backends.input_kind(X)
         X = _on(be, X)
-        Z = be.xp.matmul(X, _on(be, est.coef_).T) + _on(be, est.intercept_)
+        Z = X @ _on(be, est.coef_).T + _on(be, est.intercept_)
         out = finish(method, Z, be.xp)
         if method == "predict":
             if kind == "numpy":

@@ -40,7 +40,7 @@ def validation_split(backend, rng, X, y_index, sample_weight, fraction):
     keep[backend.to_numpy(val)] = False
     rows = backend.asarray(np.flatnonzero(keep))
     sv = None if sample_weight is None else xp.take(sample_weight, val, axis=0)
-    return (xp.take(X, val, axis=0), xp.take(y_index, val, axis=0), sv), rows
+    return (backend.take_rows(X, val), xp.take(y_index, val, axis=0), sv), rows
 
 
 class Problem:
@@ -48,18 +48,22 @@ class Problem:
     the automatic mini-batch step, the exact objective, the baseline a model must
     beat, and the cause of a divergence."""
 
-    def __init__(self, backend, X, Y, sample_weight, rows, alpha, fit_intercept, k, est):
+    def __init__(self, backend, X, Y, sample_weight, rows, alpha, fit_intercept, k, est,
+                 l1=0.0):
         self.backend, self.X, self.Y, self.sw, self.rows = backend, X, Y, sample_weight, rows
         self.alpha, self.fit_intercept, self.k, self.est = alpha, fit_intercept, k, est
+        self.l1 = l1
         self.c = 0.25 if k == 1 else 0.5
         self._scale = None
 
     def _train_rows(self):
-        xp = self.backend.xp
+        backend = self.backend
+        xp = backend.xp
         if self.rows is None:
             return self.X, self.Y, self.sw
         sw = None if self.sw is None else xp.take(self.sw, self.rows, axis=0)
-        return xp.take(self.X, self.rows, axis=0), xp.take(self.Y, self.rows, axis=0), sw
+        return (backend.take_rows(self.X, self.rows), xp.take(self.Y, self.rows, axis=0),
+                sw)
 
     def scale(self, columns=True):
         """``data_scale`` of the training rows, measured once (the row statistics
@@ -91,7 +95,7 @@ class Problem:
         if search is None:  # ``search``: the full batch's own, which knows the end
             X, Y, sw = self._train_rows()
             search = LineSearch(self.backend, X, Y, sw, self.alpha, self.fit_intercept,
-                                self.scale())
+                                self.scale(), self.l1)
         J, gap = search.optimality(W, b)
         if converged and gap > 0.1:
             warnings.warn(

@@ -112,16 +112,41 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         the parameters that scored best on it.
     validation_fraction : float, default=0.1
         Share of the training data held out for ``early_stopping``.
+    penalty : {"l2", "l1", "elasticnet"} or None, default="l2"
+        The penalty, with scikit-learn's objective: the minimizer is that of
+        ``C * sum_i s_i L_i + (1 - r) / 2 ||coef||^2 + r ||coef||_1`` with ``r = 0``
+        for ``"l2"``, ``1`` for ``"l1"`` and ``l1_ratio`` for ``"elasticnet"``; the
+        intercept is not penalized. ``None``: no penalty. Gradient descent handles
+        the L1 part with a proximal (soft-thresholding) step after every update, at
+        every batch size and on every backend, so ``coef_`` holds exact zeros where
+        the optimum has them (mini-batches: where the last steps left them, which
+        noise can differ from the optimum's). ``solver="lbfgs"`` needs a
+        differentiable objective: an L1 part is an error with it.
+    l1_ratio : float in [0, 1] or None, default=None
+        The L1 share ``r`` of ``penalty="elasticnet"`` (required there; ignored, with
+        a warning, by the other penalties).
     C : float or None, default=1.0
-        Inverse L2 strength with scikit-learn's meaning: the minimizer is that of
-        ``C * sum_i s_i L_i + ||coef||^2 / 2``; the intercept is not penalized.
-        ``None`` or ``np.inf``: no penalty.
+        Inverse penalty strength, as in scikit-learn (see ``penalty``). ``None`` or
+        ``np.inf``: no penalty.
+    class_weight : dict, "balanced" or None, default=None
+        Weights multiplying ``sample_weight`` by class, with scikit-learn's meaning:
+        a dict ``{label: weight}`` (labels left out weigh 1), or ``"balanced"``,
+        ``n_samples / (n_classes * np.bincount(y))`` with the counts weighted by
+        ``sample_weight``. ``partial_fit`` computes ``"balanced"`` from the labels of
+        each call, which must then pass ``classes``; for weights that hold across
+        calls, compute them once (``sklearn.utils.class_weight.compute_class_weight``
+        on a large sample of ``y``) and pass the dict.
     fit_intercept : bool, default=True
         Learn the intercept ``b``.
     shuffle : bool, default=True
         Reshuffle the rows each epoch (mini-batch and stochastic only).
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffles and the validation split.
+    warm_start : bool, default=False
+        ``fit`` starts from the current ``coef_`` and ``intercept_`` (after a small
+        change of ``C``, say, it has little left to do) instead of from zero. The
+        data must have the classes and features of the fitted model; the step-size
+        schedule starts afresh.
     verbose : bool or int, default=False
         ``1``: a progress bar over epochs (loss and step; no total, since training
         may stop early) and a closing line. ``2``: a text line per epoch on stderr
@@ -154,6 +179,15 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     Notes
     -----
+    Sparse ``X``: SciPy CSR and CSC matrices and arrays (other formats are converted
+    to CSR once, which copies the non-zeros), and CuPy's ``cupyx.scipy.sparse``
+    matrices on the GPU, where they stay. Nothing densifies ``X``: a full-batch
+    gradient is one pass over the non-zeros (CSR on the CPU: a compiled parallel
+    kernel; otherwise ``X @ W`` and ``X.T @ dZ``), and mini-batch epochs on CSR read
+    each batch's rows through the permutation, updating only the weights of the
+    batch's columns (without L1). Mini-batch training on CSC converts it to CSR once.
+    Dask arrays with sparse chunks are refused.
+
     Fitted attributes live where the data of ``fit`` lived: NumPy arrays for host
     input (NumPy, lists, pandas) on any backend, CuPy arrays for CuPy input. Move
     them with ``backends.to_numpy(est.coef_)`` or ``cupy.asarray(est.coef_)``;
@@ -194,7 +228,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "penalty": [StrOptions({"l2", "l1", "elasticnet"}), None],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both"), None],
         "C": [Interval(Real, 0, None, closed="right"), None],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+        "warm_start": ["boolean"],
         "fit_intercept": ["boolean"],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
@@ -215,10 +253,14 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         n_iter_no_change: int = 5,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
+        penalty: str | None = "l2",
+        l1_ratio: float | None = None,
         C: float | None = 1.0,
+        class_weight: dict | str | None = None,
         fit_intercept: bool = True,
         shuffle: bool = True,
         random_state=None,
+        warm_start: bool = False,
         verbose: bool | int = False,
     ) -> None:
         self.backend = backend
@@ -232,10 +274,14 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.penalty = penalty
+        self.l1_ratio = l1_ratio
         self.C = C
+        self.class_weight = class_weight
         self.fit_intercept = fit_intercept
         self.shuffle = shuffle
         self.random_state = random_state
+        self.warm_start = warm_start
         self.verbose = verbose
 
     # ------------------------------------------------------------------ training
@@ -248,6 +294,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         worker) leaves the estimator exactly as it was before the call.
         """
         self._validate_params()
+        self._check_penalty()
         if self.solver == "lbfgs" and (self.batch_size is not None or self.early_stopping):
             raise ValueError(
                 "solver='lbfgs' uses every sample at each iteration and has no "
@@ -257,10 +304,22 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         _require_y(self, y)
         data = data_for(self.backend, X, y, sample_weight)
         X_in = X
+        warm = self.warm_start and hasattr(self, "coef_")
+        n_before = getattr(self, "n_features_in_", None)
         X, y, sample_weight = data.check(self, X, y, sample_weight, reset=True)
         classes, y_index = data.classes(y)
         _check_classes(classes, "the data")
-        state = self._train(data, X, y_index, sample_weight, classes, X_in, init=None,
+        init = None
+        if warm:
+            if X.shape[1] != n_before or not _array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"warm_start=True continues the fitted model, which has "
+                    f"{n_before} features and classes {backends.to_numpy(self.classes_)!r}; "
+                    f"this data has {X.shape[1]} features and classes "
+                    f"{backends.to_numpy(classes)!r}. Fit with warm_start=False to start "
+                    "from zero")
+            init = (self.coef_, self.intercept_, 0, None)
+        state = self._train(data, X, y_index, sample_weight, classes, X_in, init=init,
                             max_epochs=self.max_epochs, tol=self.tol,
                             early_stopping=self.early_stopping)
         self._assign(state)
@@ -280,6 +339,15 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         first = not hasattr(self, "classes_")
         if first:
             self._validate_params()
+            self._check_penalty()
+        if self.class_weight == "balanced" and classes is None:
+            raise ValueError(
+                "class_weight='balanced' in partial_fit is computed from the labels of "
+                "each call and needs classes=... on every call (the classes the model "
+                "knows, so that a class missing from a chunk counts as absent). For "
+                "weights that hold across calls, compute them once with sklearn.utils."
+                "class_weight.compute_class_weight('balanced', classes=classes, y=y) on "
+                "a large sample of y and pass them as class_weight={label: weight}")
         if self.early_stopping:
             raise ValueError(
                 "partial_fit trains one epoch on the data it is given and cannot hold out "
@@ -315,6 +383,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         n_classes = int(classes.shape[0])
         k = 1 if n_classes == 2 else n_classes
         X, Y, y_index, sample_weight = data.prepare(X, y_index, sample_weight, n_classes)
+        sample_weight = _weigh_classes(self.class_weight, backend, Y, sample_weight, classes)
+        full = self.solver == "lbfgs" or self.batch_size is None or \
+            self.batch_size >= X.shape[0]
+        if not full and backends.is_sparse(X) and X.format != "csr":
+            X = X.tocsr()  # batches are rows: one copy of the non-zeros, once
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         rng = backend.default_rng(seed)
         validation = rows = None
@@ -322,7 +395,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             validation, rows = validation_split(backend, rng, X, y_index, sample_weight,
                                                  self.validation_fraction)
             if self.batch_size is None or self.batch_size >= rows.shape[0]:
-                X, Y = xp.take(X, rows, axis=0), xp.take(Y, rows, axis=0)
+                X, Y = backend.take_rows(X, rows), xp.take(Y, rows, axis=0)
                 if sample_weight is not None:
                     sample_weight = xp.take(sample_weight, rows, axis=0)
                 rows = None
@@ -330,7 +403,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             xp.take(sample_weight, rows, axis=0)
         S = (X.shape[0] if rows is None else rows.shape[0]) if sw is None \
             else float(xp.sum(sw))
-        alpha = 0.0 if self.C is None or math.isinf(self.C) else 1.0 / (self.C * S)
+        alpha, l1 = self._strengths(S)
         if init is None:
             W = xp.zeros((X.shape[1], k), dtype=X.dtype)
             b = xp.zeros((k,), dtype=X.dtype)
@@ -340,7 +413,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             W = xp.asarray(backend.asarray(backends.to_numpy(coef), dtype=X.dtype).T, copy=True)
             b = backend.asarray(backends.to_numpy(intercept), dtype=X.dtype)
         problem = Problem(backend, X, Y, sw if rows is None else sample_weight, rows, alpha,
-                           self.fit_intercept, k, self)
+                          self.fit_intercept, k, self, l1)
         state = {"classes_": classes, "backend_": backend.name, "validation_scores_": None}
         with np.errstate(all="ignore"):  # overflow is judged on the loss, not warned
             if self.solver == "lbfgs":
@@ -363,7 +436,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 line_search = None
                 if auto and full:
                     line_search = LineSearch(backend, X, Y, sample_weight, alpha,
-                                             self.fit_intercept, problem.scale())
+                                             self.fit_intercept, problem.scale(), l1)
                 eta0 = problem.auto_step(batch) if auto and not full else \
                     (1.0 if auto else self.learning_rate)
                 if init is not None and auto and not full and init[3] is not None:
@@ -380,7 +453,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                         n_iter_no_change=self.n_iter_no_change, shuffle=self.shuffle,
                         rng=rng, fit_intercept=self.fit_intercept, t0=t0,
                         validation=validation, start_loss=start, line_search=line_search,
-                        verbose=self.verbose,
+                        verbose=self.verbose, l1=l1,
                     )
                 except Diverged as err:
                     raise FloatingPointError(problem.explain(err, schedule.eta0, full)) from None
@@ -406,6 +479,31 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         state["coef_"], state["intercept_"] = data.params_like(X_in, W, b)
         return state
 
+    def _l1_share(self):
+        return {"l2": 0.0, "l1": 1.0}.get(self.penalty, self.l1_ratio or 0.0)
+
+    def _check_penalty(self):
+        if self.penalty == "elasticnet" and self.l1_ratio is None:
+            raise ValueError("penalty='elasticnet' needs l1_ratio, the L1 share of the "
+                             "penalty in [0, 1]; e.g. l1_ratio=0.5")
+        if self.penalty != "elasticnet" and self.l1_ratio is not None:
+            warnings.warn(f"l1_ratio is only used with penalty='elasticnet'; it is ignored "
+                          f"with penalty={self.penalty!r}", UserWarning, stacklevel=3)
+        if self.solver == "lbfgs" and self.penalty is not None and self._l1_share() > 0:
+            raise ValueError(
+                f"solver='lbfgs' needs a differentiable objective and cannot minimize "
+                f"penalty={self.penalty!r} (its L1 part); use solver='gd', whose "
+                "proximal steps handle it, or penalty='l2'")
+
+    def _strengths(self, S):
+        """``(alpha, l1)``: the L2 and L1 strengths of ``J``, whose penalty is
+        ``alpha / 2 ||W||^2 + l1 ||W||_1``; scikit-learn's ``C`` scaled by the total
+        weight ``S``, as the data term is a weighted mean."""
+        if self.penalty is None or self.C is None or math.isinf(self.C):
+            return 0.0, 0.0
+        total, share = 1.0 / (self.C * S), self._l1_share()
+        return total * (1.0 - share), total * share
+
     def _warn_lbfgs(self, result, max_iter, tol):
         if result.line_search_failed:
             warnings.warn(
@@ -425,6 +523,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         for name in _FITTED:
             self.__dict__.pop(name, None)
         self.__dict__.update(state)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
 
     # ---------------------------------------------------------------- prediction
     def _predict(self, method, X):
@@ -457,6 +560,36 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
 _FITTED = ("classes_", "coef_", "intercept_", "n_iter_", "t_", "loss_curve_",
            "validation_scores_", "learning_rate_", "backend_", "_eta")
+
+
+def _weigh_classes(class_weight, backend, Y, sample_weight, classes):
+    """``sample_weight`` times each row's class weight (scikit-learn's
+    ``class_weight``), computed on the backend from the targets ``Y``."""
+    if class_weight is None:
+        return sample_weight
+    xp = backend.xp
+    n_classes = int(classes.shape[0])
+    if class_weight == "balanced":
+        weighted = Y if sample_weight is None else Y * xp.reshape(sample_weight, (-1, 1))
+        counts = np.asarray(backend.to_numpy(xp.sum(weighted, axis=0)), np.float64)
+        total = float(Y.shape[0]) if sample_weight is None else \
+            float(backend.to_numpy(xp.sum(sample_weight)))
+        if n_classes == 2:
+            counts = np.array([total - counts[0], counts[0]])
+        # a class absent from these rows (a partial_fit chunk) weighs nothing here
+        with np.errstate(divide="ignore"):
+            weights = np.where(counts > 0, total / (n_classes * counts), 1.0)
+    else:
+        from sklearn.utils.class_weight import compute_class_weight
+
+        host = np.asarray(backends.to_numpy(classes))
+        weights = np.asarray(compute_class_weight(class_weight, classes=host, y=host),
+                             np.float64)
+    if n_classes == 2:  # Y is the 0/1 column of the second class
+        rows = float(weights[0]) + float(weights[1] - weights[0]) * Y[:, 0]
+    else:
+        rows = Y @ backend.asarray(weights, dtype=Y.dtype)
+    return rows if sample_weight is None else rows * sample_weight
 
 
 def _require_y(est, y):

@@ -25,9 +25,9 @@ __all__ = ["encode_targets", "fast_loss_and_gradient", "loss_and_gradient", "obj
 
 
 def raw_score(X, W, b, xp=None):
-    """``Z = X @ W + b``: broadcasting adds ``b`` to every row."""
-    xp = array_namespace(X, W) if xp is None else xp
-    return xp.matmul(X, W) + b
+    """``Z = X @ W + b``: broadcasting adds ``b`` to every row. The operator, not
+    ``xp.matmul``, so that sparse ``X`` (SciPy, CuPy) works too."""
+    return X @ W + b
 
 
 def encode_targets(y_index, n_classes, dtype, xp=None):
@@ -50,8 +50,8 @@ def loss_and_gradient(X, Y, W, b, scale, alpha, sample_weight=None, xp=None):
     gradient of the data term of ``J``; a mini-batch of ``nb`` rows uses
     ``scale = 1 / (nb * mean(s))`` so that its gradient is unbiased.
     """
-    xp = array_namespace(X, W) if xp is None else xp
-    Z = xp.matmul(X, W) + b
+    xp = array_namespace(W) if xp is None else xp
+    Z = X @ W + b  # operators: X may be a sparse matrix, which xp.matmul refuses
     if W.shape[1] == 1:
         loss, dZ = binary_loss_and_dz(Z, Y, xp)
         loss = xp.reshape(loss, (-1,))
@@ -60,7 +60,7 @@ def loss_and_gradient(X, Y, W, b, scale, alpha, sample_weight=None, xp=None):
     if sample_weight is not None:
         loss = loss * sample_weight
         dZ = dZ * xp.reshape(sample_weight, (-1, 1))
-    dW = xp.matmul(X.T, dZ) * scale
+    dW = (X.T @ dZ) * scale
     if alpha:
         dW = dW + alpha * W
     return xp.sum(loss), dW, xp.sum(dZ, axis=0) * scale
@@ -77,7 +77,7 @@ def fast_loss_and_gradient(backend, X, Y, W, b, scale, alpha, sample_weight=None
 
 def objective(X, Y, W, b, alpha, sample_weight=None, xp=None):
     """Penalized objective ``J`` and its exact gradient ``(J, dW, db)`` on all rows."""
-    xp = array_namespace(X, W) if xp is None else xp
+    xp = array_namespace(W) if xp is None else xp
     total = X.shape[0] if sample_weight is None else xp.sum(sample_weight)
     loss, dW, db = loss_and_gradient(X, Y, W, b, 1.0 / total, alpha, sample_weight, xp)
     return loss / total + 0.5 * alpha * xp.sum(W * W), dW, db

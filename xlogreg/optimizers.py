@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from .models import fast_loss_and_gradient, predict_index
 
 __all__ = ["GDResult", "LearningRate", "LineSearch", "SCHEDULES", "data_scale",
-           "gradient_descent", "lbfgs", "run_epoch"]
+           "gradient_descent", "lbfgs", "run_epoch", "soft_threshold"]
 
 SCHEDULES = ("constant", "invscaling", "adaptive")
 SYNC_STEPS = 32
@@ -90,28 +90,36 @@ class GDResult:
     validation_scores: list = field(default_factory=list)
 
 
+def soft_threshold(V, t, xp):
+    """``sign(V) * max(|V| - t, 0)``: the proximal step of ``t * ||V||_1``, which
+    sets to exactly 0 every weight the L1 penalty outweighs."""
+    return xp.sign(V) * xp.maximum(xp.abs(V) - t, 0.0)
+
+
 def run_epoch(backend, X, Y, W, b, *, order, batch, etas, mean_w, alpha, fit_intercept,
-              sample_weight=None):
+              sample_weight=None, l1=0.0):
     """One epoch of steps on ``batch`` rows each; returns ``(W, b, loss_sum)``.
 
     Step ``s`` reads rows ``order[s*batch:(s+1)*batch]`` (rows in their order when
-    ``order`` is None) and moves by ``etas[s]``: ``W <- max(0, 1 - eta alpha) W - eta
-    dW_data``, the penalty's shrink clamped at 0 as scikit-learn's SGD does, so a
-    strong penalty cannot flip the weights' sign. The backend's compiled epoch runs
-    it when it has one; a full batch is one fused gradient, which beats a serial epoch.
+    ``order`` is None) and moves by ``etas[s]``: ``W <- soft(max(0, 1 - eta alpha) W -
+    eta dW_data, eta l1)``, the L2 shrink clamped at 0 as scikit-learn's SGD does, so
+    a strong penalty cannot flip the weights' sign, then the proximal step of the L1
+    penalty (``soft_threshold``; none when ``l1`` is 0). The backend's compiled epoch
+    runs it when it has one; a full batch is one fused gradient, which beats a serial
+    epoch.
     """
     m = X.shape[0] if order is None else order.shape[0]
     if batch < m:
         compiled = backend.train_epoch(
             X, Y, W, b, rows=order, batch=batch, etas=etas, mean_w=mean_w, alpha=alpha,
-            fit_intercept=fit_intercept, sample_weight=sample_weight,
+            fit_intercept=fit_intercept, sample_weight=sample_weight, l1=l1,
         )
         if compiled is not None:
             return compiled
     xp = backend.xp
     if order is not None:
         # one shuffled copy per epoch, so each step reads a contiguous slice
-        X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
+        X, Y = backend.take_rows(X, order), xp.take(Y, order, axis=0)
         if sample_weight is not None:
             sample_weight = xp.take(sample_weight, order, axis=0)
     total = 0.0
@@ -125,6 +133,8 @@ def run_epoch(backend, X, Y, W, b, *, order, batch, etas, mean_w, alpha, fit_int
         total = total + loss
         eta = etas[step]
         W = max(0.0, 1.0 - eta * alpha) * W - eta * dW
+        if l1:
+            W = soft_threshold(W, eta * l1, xp)
         if fit_intercept:
             b = b - eta * db
     return W, b, total
@@ -182,36 +192,43 @@ def data_scale(backend, X, sample_weight=None, rows=None, columns=True):
 
 class LineSearch:
     """Full-batch gradient descent in standardized coordinates, with a backtracking
-    (Armijo) line search: the automatic step of ``batch_size=None``.
+    line search: the automatic step of ``batch_size=None``.
 
     In coordinates where every feature is centred and scaled to its spread, the
     logistic curvature is bounded by ``c = 1/4`` (softmax: ``1/2``) on the diagonal,
     so the direction is the gradient there, ``d = D^-1 g`` mapped back to ``(W, b)``
     (``D = c var + alpha`` for the weights, ``c`` for the centred intercept; without
-    an intercept, no centring). A step is kept when it lowers ``J`` by at least half
-    of what the slope promises; the next trial is the minimum of the quadratic
-    through the last step. Each accepted step costs one fused pass over ``X`` (its
-    gradient is the next step's), each rejected trial one more. Steps never raise
-    ``J``, so this cannot diverge, whatever the units of the features.
+    an intercept, no centring). With an L1 part (``l1 > 0``) a step is a proximal
+    gradient step in the same coordinates: the weights are soft-thresholded by
+    ``eta l1 / D``, which is exact there because the metric is diagonal and the
+    centred intercept is not penalized.
+
+    A step of size ``eta`` moving by ``delta`` is kept when the smooth part ``f``
+    (data term and L2) stays under its quadratic model, ``f(x + delta) <= f(x) +
+    g.delta + ||delta||_D^2 / (2 eta)`` (without L1 that is Armijo's test with
+    constant 1/2); the next trial is the step that model's curvature suggests. Each
+    accepted step costs one fused pass over ``X`` (its gradient is the next step's),
+    each rejected trial one more. Steps never raise the objective, so this cannot
+    diverge, whatever the units of the features.
     """
 
-    def __init__(self, backend, X, Y, sample_weight, alpha, fit_intercept, scale):
+    def __init__(self, backend, X, Y, sample_weight, alpha, fit_intercept, scale, l1=0.0):
         import numpy as np
 
         xp = backend.xp
         self.backend, self.X, self.Y, self.sw = backend, X, Y, sample_weight
-        self.alpha, self.fit_intercept = alpha, fit_intercept
+        self.alpha, self.fit_intercept, self.l1 = alpha, fit_intercept, l1
         self.S = X.shape[0] if sample_weight is None else float(xp.sum(sample_weight))
         c = 0.25 if Y.shape[1] == 1 else 0.5
         spread = scale["var"] if fit_intercept else scale["sq"]
         D = c * spread + alpha
         D = np.where(D > 0, D, c)  # a column of zeros with no penalty: any scale
-        dtype = X.dtype
-        self.inv_D = backend.asarray(1.0 / D, dtype=xp.float64)[:, None]
+        self.D = backend.asarray(D, dtype=xp.float64)[:, None]
+        self.inv_D = 1.0 / self.D
         self.mean = backend.asarray(scale["mean"], dtype=xp.float64)
-        self.c, self.dtype = c, dtype
+        self.c, self.dtype = c, X.dtype
         self.eta = 1.0
-        self.J = self.G = self.at = None  # objective and gradient at the point ``at``
+        self.J = self.G = self.at = None  # smooth part and gradient at the point ``at``
 
     def _eval(self, W, b):
         xp = self.backend.xp
@@ -219,6 +236,11 @@ class LineSearch:
                                               1.0 / self.S, self.alpha, self.sw)
         J = float(loss) / self.S + 0.5 * self.alpha * float(xp.sum(xp.astype(W, xp.float64) ** 2))
         return J, xp.astype(dW, xp.float64), xp.astype(db, xp.float64)
+
+    def _h(self, W):
+        """The L1 part of the objective."""
+        xp = self.backend.xp
+        return self.l1 * float(xp.sum(xp.abs(xp.astype(W, xp.float64)))) if self.l1 else 0.0
 
     def direction(self, gW, gb):
         """The descent direction ``D^-1 g`` in (W, b), and its slope ``g . d``."""
@@ -230,44 +252,68 @@ class LineSearch:
             dW, db = gW * self.inv_D, gb * 0.0
         return dW, db, float(xp.sum(gW * dW) + xp.sum(gb * db))
 
+    def _reach(self, W, b, gW, gb, eta):
+        """Where a step of size ``eta`` from ``(W, b)`` (float64) lands, and the
+        quadratic model's two terms ``(g.delta, ||delta||_D^2)``."""
+        xp = self.backend.xp
+        dW, db, _ = self.direction(gW, gb)
+        W_new = W - eta * dW
+        if self.l1:
+            W_new = soft_threshold(W_new, eta * self.l1 * self.inv_D, xp)
+        step_W = W_new - W
+        # the centred intercept moves by -eta g_b / c whatever the weights do
+        b_new = b - eta * db + xp.matmul(self.mean, -eta * dW - step_W) \
+            if self.fit_intercept else b
+        norm = float(xp.sum(self.D * step_W * step_W))
+        if self.fit_intercept:
+            centred = (b_new - b) + xp.matmul(self.mean, step_W)
+            norm += self.c * float(xp.sum(centred * centred))
+        return W_new, b_new, float(xp.sum(gW * step_W) + xp.sum(gb * (b_new - b))), norm
+
     def optimality(self, W, b):
-        """``(J, g.d / 2J)``: the objective at ``(W, b)``, and the decrease a unit
-        step along the direction promises, relative to ``J``. Near the optimum it is
-        small (below 1e-2 for converged fits, gradient descent's noise included);
+        """``(F, decrease / F)``: the objective at ``(W, b)``, and the decrease a unit
+        step promises (its quadratic model), relative to ``F``. Near the optimum it
+        is small (below 1e-2 for converged fits, gradient descent's noise included);
         far from it, it is of order 1, whatever the units of the features."""
+        xp = self.backend.xp
         if self.at is not None and W is self.at[0] and b is self.at[1]:
             J, (gW, gb) = self.J, self.G  # where the last step landed: known already
         else:
             J, gW, gb = self._eval(W, b)
-        return J, self.direction(gW, gb)[2] / (2.0 * max(abs(J), 1e-300))
+        W64, b64 = xp.astype(W, xp.float64), xp.astype(b, xp.float64)
+        W_new, _, gd, norm = self._reach(W64, b64, gW, gb, 1.0)
+        F = J + self._h(W)
+        decrease = -(gd + 0.5 * norm + self._h(W_new) - self._h(W))
+        return F, decrease / max(abs(F), 1e-300)
 
     def step(self, W, b):
-        """One accepted step from ``(W, b)``: ``(W, b, J before it, stalled)``."""
+        """One accepted step from ``(W, b)``: ``(W, b, F before it, stalled)``."""
         xp = self.backend.xp
         if self.J is None:
             self.J, *self.G = self._eval(W, b)
         J, (gW, gb) = self.J, self.G
-        dW, db, slope = self.direction(gW, gb)
-        if not slope > 0:  # zero gradient: at the optimum in this precision
-            return W, b, J, True
+        F = J + self._h(W)
         W64, b64 = xp.astype(W, xp.float64), xp.astype(b, xp.float64)
         for _ in range(200):
             eta = self.eta
-            W_new = xp.astype(W64 - eta * dW, self.dtype)
-            b_new = xp.astype(b64 - eta * db, self.dtype) if self.fit_intercept else b
+            W_step, b_step, gd, norm = self._reach(W64, b64, gW, gb, eta)
+            if not norm > 0:  # a fixed point of the step: the optimum in this precision
+                return W, b, F, True
+            W_new = xp.astype(W_step, self.dtype)
+            b_new = xp.astype(b_step, self.dtype) if self.fit_intercept else b
             J_new, gW_new, gb_new = self._eval(W_new, b_new)
-            if J_new <= J - 0.5 * eta * slope:
+            if J_new <= J + gd + norm / (2.0 * eta):
                 break
-            if not math.isfinite(J_new) or J_new > J:
+            if not math.isfinite(J_new) or J_new + self._h(W_new) > F:
                 self.eta = eta * 0.5
             else:  # between half and all of the promised decrease: shrink less
                 self.eta = eta * 0.7
         else:
-            return W, b, J, True  # no step lowers J in this precision
-        curvature = 2.0 * (J_new - J + eta * slope) / (eta * eta * slope)
+            return W, b, F, True  # no step lowers the objective in this precision
+        curvature = 2.0 * (J_new - J - gd) / norm
         self.eta = min(1.0 / curvature, 4.0 * eta) if curvature > 0 else 4.0 * eta
         self.J, self.G, self.at = J_new, (gW_new, gb_new), (W_new, b_new)
-        return W_new, b_new, J, False
+        return W_new, b_new, F, False
 
 
 class Diverged(FloatingPointError):
@@ -301,11 +347,13 @@ def gradient_descent(
     start_loss=None,
     line_search=None,
     verbose=0,
+    l1=0.0,
 ):
     """Train ``(W, b)`` on device arrays ``X (m, n)``, ``Y (m, k)``; returns a GDResult.
 
-    ``rows`` (integer indices) restricts training to those rows without copying them
-    out first (the early-stopping split). ``line_search`` (a ``LineSearch`` over the
+    ``alpha`` and ``l1`` are the strengths of the L2 and L1 parts of the penalty
+    (``alpha / 2 ||W||^2 + l1 ||W||_1``). ``rows`` (integer indices) restricts
+    training to those rows without copying them out first (the early-stopping split). ``line_search`` (a ``LineSearch`` over the
     same rows) replaces the schedule's fixed step for the full batch.
 
     Stops when, for ``n_iter_no_change`` epochs in a row, the epoch loss has not gone
@@ -318,7 +366,7 @@ def gradient_descent(
     xp = backend.xp
     if rows is not None and (batch_size is None or batch_size >= rows.shape[0]):
         # full batch reads the subset every step: one contiguous copy pays for itself
-        X, Y = xp.take(X, rows, axis=0), xp.take(Y, rows, axis=0)
+        X, Y = backend.take_rows(X, rows), xp.take(Y, rows, axis=0)
         if sample_weight is not None:
             sample_weight = xp.take(sample_weight, rows, axis=0)
         rows = None
@@ -353,10 +401,12 @@ def gradient_descent(
                     order = perm if rows is None else xp.take(rows, perm, axis=0)
                 # sum_i s_i L_i plus the penalty at the start of the epoch, times S
                 total = (0.5 * alpha * total_w) * xp.sum(W * W)
+                if l1:
+                    total = total + (l1 * total_w) * xp.sum(xp.abs(W))
                 etas = schedule.steps(result.t, steps)
                 W, b, loss = run_epoch(
                     backend, X, Y, W, b, order=order, batch=bs, etas=etas, mean_w=mean_w,
-                    alpha=alpha, fit_intercept=fit_intercept, sample_weight=sw_all,
+                    alpha=alpha, fit_intercept=fit_intercept, sample_weight=sw_all, l1=l1,
                 )
                 total = total + loss
                 eta = etas[-1]
@@ -364,7 +414,7 @@ def gradient_descent(
             score = None
             if validation is not None:
                 Xv, yv, sv = validation
-                hit = xp.astype(predict_index(xp.matmul(Xv, W) + b, xp) == yv, X.dtype)
+                hit = xp.astype(predict_index(Xv @ W + b, xp) == yv, X.dtype)
                 score = xp.mean(hit) if sv is None else xp.sum(hit * sv) / xp.sum(sv)
             pending.append((total / total_w, score, W, b, eta))
             if len(pending) < sync_every and epoch + 1 < max_epochs and not stalled:
