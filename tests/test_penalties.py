@@ -153,9 +153,10 @@ def test_no_penalty_is_scikit_learns_unpenalized_optimum(breast_cancer):
     X = X[:, :5]  # separable data has no unpenalized optimum: keep it overlapping
     ref = SkLogisticRegression(C=np.inf, tol=1e-10, max_iter=10000).fit(X, y)
     J_ref = objective(X, y, ref.coef_, ref.intercept_, 1.0, 0.0) - 0.5 * np.sum(ref.coef_**2)
-    for params in [dict(penalty=None), dict(C=np.inf), dict(penalty=None, solver="lbfgs")]:
+    # penalty=None ignores C, as scikit-learn's does
+    for params in [dict(penalty=None, C=0.001), dict(C=np.inf),
+                   dict(penalty=None, C=0.001, solver="lbfgs")]:
         ours = LogisticRegression(backend="numpy", tol=1e-10, max_epochs=20000,
-                                  C=0.001 if "penalty" in params else np.inf,
                                   **params).fit(X, y)
         J = objective(X, y, ours.coef_, ours.intercept_, 1.0, 0.0) - 0.5 * np.sum(ours.coef_**2)
         assert J <= J_ref * (1 + 1e-6)
