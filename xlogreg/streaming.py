@@ -38,10 +38,20 @@ ArraySource = Union[str, os.PathLike, Any]
 CHUNK_BYTES = 32 << 20  # rows read at once: large enough for sequential disk reads
 
 
+def _sparse(X):
+    from . import backends
+
+    return backends.is_sparse(X)
+
+
 def open_array(source, name="X"):
     """``source`` as an array-like read by slices without loading it: a path to a
     ``.npy`` file (memory-mapped) or a Zarr array, or any object with ``shape``,
-    ``dtype`` and row slicing (``np.memmap``, ``zarr.Array``, ``h5py.Dataset``)."""
+    ``dtype`` and row slicing (``np.memmap``, ``zarr.Array``, ``h5py.Dataset``, a
+    SciPy sparse matrix: CSR is sliced as it is, other formats are converted to CSR
+    once)."""
+    if _sparse(source):
+        return source if source.format == "csr" else source.tocsr()
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if path.endswith(".npy"):
@@ -59,7 +69,10 @@ def open_array(source, name="X"):
 
 
 def _chunk_rows(X, batch_size):
-    rows = max(1, CHUNK_BYTES // max(1, X.shape[1] * X.dtype.itemsize))
+    # a sparse row costs its non-zeros (value and column index), not its width
+    width = X.nnz / X.shape[0] * (X.dtype.itemsize + 4) if _sparse(X) else \
+        X.shape[1] * X.dtype.itemsize
+    rows = max(1, int(CHUNK_BYTES // max(1, width)))
     if batch_size:
         rows = max(batch_size, rows - rows % batch_size)  # no short batch inside
     stored = getattr(X, "chunks", None)  # Zarr: whole stored chunks per read
@@ -120,7 +133,9 @@ def _fit_out_of_core(estimator, X, y, *, classes, sample_weight, epochs, chunk_r
     starts = list(range(0, m, rows))
 
     def read(a, start):
-        return None if a is None else np.asarray(a[start:start + rows])
+        if a is None:
+            return None
+        return a[start:start + rows] if _sparse(a) else np.asarray(a[start:start + rows])
 
     if check_input:
         found = _check(X, y, sample_weight, starts, read, progress)
@@ -178,9 +193,14 @@ def _check(X, y, sample_weight, starts, read, progress):
             Xc = read(X, start)
             if Xc.dtype.kind not in "fiub":
                 raise ValueError(f"X must hold real numbers, got dtype {Xc.dtype}")
+            values = Xc.data if _sparse(Xc) else Xc
             # the sum is finite when every entry is: O(1) memory; rows only if not
-            if Xc.dtype.kind == "f" and not math.isfinite(float(np.sum(Xc, dtype=np.float64))):
-                bad = np.flatnonzero(~np.isfinite(Xc).all(axis=1))
+            if Xc.dtype.kind == "f" and not math.isfinite(float(np.sum(values, dtype=np.float64))):
+                if _sparse(Xc):  # the row holding the first bad stored value
+                    first = int(np.flatnonzero(~np.isfinite(Xc.data))[0])
+                    bad = np.searchsorted(Xc.indptr, [first], side="right") - 1
+                else:
+                    bad = np.flatnonzero(~np.isfinite(Xc).all(axis=1))
                 if bad.shape[0]:
                     raise ValueError(
                         f"Input X contains NaN or infinity (row {start + int(bad[0])}).")
