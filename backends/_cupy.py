@@ -76,7 +76,8 @@ class CupyBackend(Backend):
 
     def take_rows(self, X, rows):
         if _sparse_kind(X) == "cupy":
-            return X[rows]
+            # row indexing is CSR's (and CSC's); COO cannot be indexed
+            return (X if X.format in ("csr", "csc") else X.tocsr())[rows]
         return self._cupy.take(X, rows, axis=0)
 
     def data_scale(self, X, sample_weight=None, rows=None, columns=True):

@@ -124,7 +124,10 @@ class NumpyBackend(Backend):
         return isinstance(x, (np.ndarray, np.generic)) or is_sparse(x)
 
     def take_rows(self, X, rows):
-        return X[rows] if is_sparse(X) else np.take(X, rows, axis=0)
+        if is_sparse(X):
+            # COO and the others cannot be indexed; CSR is what the kernels read
+            return (X if X.format in ("csr", "csc") else X.tocsr())[rows]
+        return np.take(X, rows, axis=0)
 
     def default_rng(self, seed):
         return np.random.default_rng(seed)
@@ -211,12 +214,12 @@ def _sparse_data_scale(X, sample_weight, rows, columns):
     the values in float64 are a copy for float32).
     ``rows`` takes a copy of those rows (and formats other than CSR and CSC are
     converted to CSR), which the chunked generic code could not do for a sparse X."""
+    if X.format not in ("csr", "csc"):
+        X = X.tocsr()
     if rows is not None:
         X = X[rows]
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight)[rows]
-    if X.format not in ("csr", "csc"):
-        X = X.tocsr()
     if not X.has_canonical_format:  # duplicates: the square of a sum, not the sum of squares
         X = X.copy()
         X.sum_duplicates()
