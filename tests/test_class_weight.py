@@ -89,22 +89,20 @@ def test_class_weight_dict_with_string_labels_and_errors(breast_cancer):
         LogisticRegression(backend="numpy", class_weight="heavy").fit(X, labels)
 
 
-def test_partial_fit_balanced_needs_classes_on_every_call(breast_cancer):
+def test_partial_fit_balanced_weighs_each_calls_labels(breast_cancer):
     X, y = breast_cancer
     est = LogisticRegression(backend="numpy", batch_size=32, class_weight="balanced",
                              random_state=0)
-    with pytest.raises(ValueError, match="classes"):
+    with pytest.raises(ValueError, match="classes.*balanced"):
         est.partial_fit(X, y)
-    est.partial_fit(X[:300], y[:300], classes=[0, 1])
-    with pytest.raises(ValueError, match="compute_class_weight"):
-        est.partial_fit(X[300:], y[300:])
-    coef = est.coef_.copy()
-    # a call's balanced weights are those of its own labels: one epoch equals one
-    # epoch with those weights as sample_weight
+    # a call's balanced weights are those of its own labels: each epoch equals one
+    # with those weights as sample_weight
     twin = LogisticRegression(backend="numpy", batch_size=32, random_state=0)
-    cw = compute_class_weight("balanced", classes=np.array([0, 1]), y=y[:300])
-    twin.partial_fit(X[:300], y[:300], classes=[0, 1], sample_weight=cw[y[:300]])
-    np.testing.assert_allclose(coef, twin.coef_, rtol=1e-10)
+    for rows, classes in [(slice(0, 300), [0, 1]), (slice(300, None), None)]:
+        est.partial_fit(X[rows], y[rows], classes=classes)
+        cw = compute_class_weight("balanced", classes=np.array([0, 1]), y=y[rows])
+        twin.partial_fit(X[rows], y[rows], classes=classes, sample_weight=cw[y[rows]])
+        np.testing.assert_allclose(est.coef_, twin.coef_, rtol=1e-10)
 
 
 def test_partial_fit_balanced_chunk_missing_a_class(digits):

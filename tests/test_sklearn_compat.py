@@ -14,15 +14,20 @@ def _expected_failures(est):
     # a stochastic batch draws other batches from repeated rows than from weighted
     # ones; scikit-learn's own SGDClassifier declares the same
     if est.batch_size is not None:
-        return {"check_sample_weight_equivalence_on_dense_data":
-                "mini-batches of repeated rows are not the batches of weighted rows"}
+        why = "mini-batches of repeated rows are not the batches of weighted rows"
+        return {"check_sample_weight_equivalence_on_dense_data": why,
+                "check_sample_weight_equivalence_on_sparse_data": why}
     return {}
 
 
 @parametrize_with_checks(
     [LogisticRegression(backend="numpy"),
      LogisticRegression(backend="numpy", solver="lbfgs"),
-     LogisticRegression(backend="numpy", batch_size=16)],
+     LogisticRegression(backend="numpy", batch_size=16),
+     LogisticRegression(backend="numpy", class_weight="balanced"),
+     LogisticRegression(backend="numpy", penalty="l1", C=10.0),
+     LogisticRegression(backend="numpy", penalty="elasticnet", l1_ratio=0.5, batch_size=16),
+     LogisticRegression(backend="numpy", warm_start=True, solver="lbfgs")],
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_estimator_checks(estimator, check):

@@ -133,9 +133,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         a dict ``{label: weight}`` (labels left out weigh 1), or ``"balanced"``,
         ``n_samples / (n_classes * np.bincount(y))`` with the counts weighted by
         ``sample_weight``. ``partial_fit`` computes ``"balanced"`` from the labels of
-        each call, which must then pass ``classes``; for weights that hold across
-        calls, compute them once (``sklearn.utils.class_weight.compute_class_weight``
-        on a large sample of ``y``) and pass the dict.
+        each call, over the ``classes`` of the first (scikit-learn's rule: it needs
+        ``classes``, and a class absent from a call weighs nothing there); for
+        weights that hold across calls, compute them once
+        (``sklearn.utils.class_weight.compute_class_weight`` on a large sample of
+        ``y``) and pass the dict.
     fit_intercept : bool, default=True
         Learn the intercept ``b``.
     shuffle : bool, default=True
@@ -340,14 +342,6 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         if first:
             self._validate_params()
             self._check_penalty()
-        if self.class_weight == "balanced" and classes is None:
-            raise ValueError(
-                "class_weight='balanced' in partial_fit is computed from the labels of "
-                "each call and needs classes=... on every call (the classes the model "
-                "knows, so that a class missing from a chunk counts as absent). For "
-                "weights that hold across calls, compute them once with sklearn.utils."
-                "class_weight.compute_class_weight('balanced', classes=classes, y=y) on "
-                "a large sample of y and pass them as class_weight={label: weight}")
         if self.early_stopping:
             raise ValueError(
                 "partial_fit trains one epoch on the data it is given and cannot hold out "
@@ -355,7 +349,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 "between calls yourself"
             )
         if first and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit")
+            raise ValueError(
+                "classes must be passed on the first call to partial_fit" +
+                (" (class_weight='balanced' weighs each call's labels over them)"
+                 if self.class_weight == "balanced" else ""))
         _require_y(self, y)
         data = data_for(self.backend, X, y, sample_weight)
         X_in = X
