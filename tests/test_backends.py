@@ -168,3 +168,45 @@ def test_backends_doctests():
 
     result = doctest.testmod(backends, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_take_rows_on_every_backend(backend):
+    host = np.arange(12.0).reshape(4, 3)
+    rows = backend.asarray(np.array([3, 0, 0]))
+    got = backend.to_numpy(backend.take_rows(backend.asarray(host), rows))
+    assert_array_equal(got, host[[3, 0, 0]])
+
+
+def test_sparse_inputs_go_to_the_backend_of_their_library(backend):
+    sparse = pytest.importorskip("scipy.sparse")
+    X = sparse.csr_matrix(np.eye(3))
+    assert backends.is_sparse(X) and backends.input_kind(X) == "numpy"
+    if backend.name == "cupy":  # a device copy, CSR, that take_rows can index
+        dev = backend.asarray(X)
+        assert backends.is_sparse(dev) and backends.input_kind(dev) == "cupy"
+        assert backend.owns(dev)
+        got = backend.take_rows(dev, backend.asarray(np.array([2, 0])))
+        assert_array_equal(got.get().toarray(), np.eye(3)[[2, 0]])
+    elif backend.name == "array_api_strict":
+        with pytest.raises(TypeError, match="no sparse arrays"):
+            backend.asarray(X)
+    else:
+        assert backend.asarray(X) is X and backend.owns(X)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("subset", [False, True])
+def test_cupy_sparse_data_scale_equals_numpy(cupy_backend, weighted, subset):
+    sparse = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(0)
+    X = sparse.random(80, 12, density=0.3, format="csr", random_state=1, dtype=np.float32)
+    s = rng.uniform(0.2, 2.0, 80) if weighted else None
+    rows = rng.permutation(80)[:50] if subset else None
+    ref = backends.get_backend("numpy").data_scale(X, s, rows, True)
+    got = cupy_backend.data_scale(cupy_backend.asarray(X),
+                                  None if s is None else cupy_backend.asarray(s),
+                                  None if rows is None else cupy_backend.asarray(rows), True)
+    assert set(got) == set(ref)
+    for key in ref:
+        assert_allclose(np.asarray(got[key]), ref[key], rtol=1e-10, err_msg=key)  # host
