@@ -27,7 +27,9 @@ if [ ! -d "$benchmark" ]; then
     git clone --depth 1 https://github.com/benchopt/benchmark_logreg_l2 "$benchmark"
 fi
 # Our solver joins the benchmark's own: a link, so edits here are what runs.
-ln -sf "$here/solvers/xlogreg.py" "$benchmark/solvers/xlogreg.py"
+# Not named xlogreg.py: a file of that name would shadow the package wherever
+# its folder lands on sys.path.
+ln -sf "$here/solvers/xlogreg_solver.py" "$benchmark/solvers/xlogreg_solver.py"
 
 if [ "$#" -eq 0 ]; then
     set -- -d simulated -r 5 -n 100 --timeout 300

@@ -13,7 +13,9 @@ optimum) and ``gd`` exactly ``n_iter`` full-batch steps, with the automatic
 step (``learning_rate="auto"``: the line search in standardized coordinates).
 
 Copy or link this file into the ``solvers/`` folder of a clone of the
-benchmark (``bench/benchopt/run.sh`` does it); see ``bench/benchopt/README.md``.
+benchmark (``bench/benchopt/run.sh`` links it), or pass its path to
+``benchopt run -s``. Named ``xlogreg_solver.py``, not ``xlogreg.py``, so that it
+never shadows the package; see ``bench/benchopt/README.md``.
 """
 
 import warnings
