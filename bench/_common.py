@@ -80,3 +80,52 @@ def objective(X, y, coef, intercept, C=1.0):
     z = X.astype(np.float64) @ np.asarray(coef, np.float64).ravel() + float(np.ravel(intercept)[0])
     loss = -np.where(y == 1, special.log_expit(z), special.log_expit(-z)).mean()
     return float(loss + np.sum(np.asarray(coef, np.float64) ** 2) / (2 * C * len(y)))
+
+
+def text_like_csr(m, n, nnz_per_row=50, seed=0, exponent=1.1):
+    """A bag-of-words matrix as ``TfidfVectorizer`` writes it, and labels that depend on
+    it: ``(X, y)``, X an ``m x n`` float64 CSR with about ``nnz_per_row`` non-zeros a row.
+
+    Each row is a document of words drawn from a Zipf law (word ``j`` with probability
+    proportional to ``1 / (j + 1) ** exponent``), so a few columns are in most rows and
+    most are rare, as in text; a word drawn twice is one non-zero of count 2. The
+    document length is Poisson, its mean set so that the expected number of distinct
+    words is ``nnz_per_row``. Values are TfidfVectorizer's defaults: count times the
+    smoothed idf ``ln((1 + m) / (1 + df)) + 1``, rows scaled to unit L2 norm. The labels
+    are Bernoulli of ``expit`` of a sparse true weight vector's score (one column in
+    ten informative), scaled to unit spread and centred at its median: the classes are
+    balanced and overlap (not separable; the Bayes accuracy is about 0.85).
+    Deterministic by ``seed``; vectorized throughout (no loop over rows)."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** exponent
+    p /= p.sum()
+    # the mean length L whose expected distinct words, sum_j 1 - (1 - p_j)^L, is
+    # nnz_per_row: bisection, as that sum grows with L
+    lo, hi = float(nnz_per_row), float(nnz_per_row) * 64
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if np.sum(-np.expm1(mid * np.log1p(-p))) < nnz_per_row:
+            lo = mid
+        else:
+            hi = mid
+    lengths = np.maximum(rng.poisson(lo, m), 1)
+    rows = np.repeat(np.arange(m, dtype=np.int32), lengths)
+    # inverse CDF of the Zipf law; the clip guards the last bin against rounding
+    cols = np.minimum(np.searchsorted(np.cumsum(p), rng.random(rows.size)), n - 1)
+    # COO to CSR sums the duplicates: a word's count in its document
+    X = sp.coo_matrix((np.ones(rows.size), (rows, cols.astype(np.int32))),
+                      shape=(m, n)).tocsr()
+    X.sum_duplicates()
+    X.sort_indices()
+    df = np.bincount(X.indices, minlength=n)
+    idf = np.log((1.0 + m) / (1.0 + df)) + 1.0
+    X.data *= idf[X.indices]
+    norms = np.sqrt(np.add.reduceat(X.data ** 2, X.indptr[:-1]))  # no empty row: length >= 1
+    X.data /= np.repeat(norms, np.diff(X.indptr))
+    true_w = np.where(rng.random(n) < 0.1, rng.standard_normal(n), 0.0)
+    z = X @ true_w
+    z = (z - np.median(z)) / z.std()
+    y = (rng.random(m) < special.expit(3.0 * z)).astype(np.int64)
+    return X, y
