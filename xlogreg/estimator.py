@@ -20,7 +20,8 @@ from sklearn.utils.validation import check_is_fitted
 from . import backends
 from ._data import data_for
 from ._problem import Problem, validation_split
-from .optimizers import SCHEDULES, Diverged, LearningRate, LineSearch, gradient_descent, lbfgs
+from .optimizers import (SCHEDULES, Diverged, LearningRate, LineSearch, gradient_descent, lbfgs,
+                         newton)
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike  # NumPy, CuPy, Dask and array-API arrays too
@@ -220,7 +221,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "backend": [StrOptions(set(backends.BACKEND_NAMES))],
-        "solver": [StrOptions({"gd", "lbfgs"})],
+        "solver": [StrOptions({"gd", "lbfgs", "newton"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions(set(SCHEDULES))],
@@ -297,9 +298,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         """
         self._validate_params()
         self._check_penalty()
-        if self.solver == "lbfgs" and (self.batch_size is not None or self.early_stopping):
+        if self.solver != "gd" and (self.batch_size is not None or self.early_stopping):
             raise ValueError(
-                "solver='lbfgs' uses every sample at each iteration and has no "
+                f"solver={self.solver!r} uses every sample at each iteration and has no "
                 "early stopping; leave batch_size=None and early_stopping=False, or "
                 "use solver='gd'"
             )
@@ -381,7 +382,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         k = 1 if n_classes == 2 else n_classes
         X, Y, y_index, sample_weight = data.prepare(X, y_index, sample_weight, n_classes)
         sample_weight = _weigh_classes(self.class_weight, backend, Y, sample_weight, classes)
-        full = self.solver == "lbfgs" or self.batch_size is None or \
+        full = self.solver != "gd" or self.batch_size is None or \
             self.batch_size >= X.shape[0]
         if not full and backends.is_sparse(X) and X.format != "csr":
             X = X.tocsr()  # batches are rows: one copy of the non-zeros, once
@@ -413,13 +414,17 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                           self.fit_intercept, k, self, l1)
         state = {"classes_": classes, "backend_": backend.name, "validation_scores_": None}
         with np.errstate(all="ignore"):  # overflow is judged on the loss, not warned
-            if self.solver == "lbfgs":
-                metric = LineSearch(backend, X, Y, sample_weight, alpha, self.fit_intercept,
-                                    problem.scale())
-                result = lbfgs(backend, X, Y, W, b, alpha=alpha, sample_weight=sample_weight,
-                               fit_intercept=self.fit_intercept, max_iter=max_epochs,
-                               tol=0.0 if tol is None else tol, verbose=self.verbose,
-                               precondition=metric)
+            if self.solver != "gd":
+                common = dict(alpha=alpha, sample_weight=sample_weight,
+                              fit_intercept=self.fit_intercept, max_iter=max_epochs,
+                              tol=0.0 if tol is None else tol, verbose=self.verbose)
+                if self.solver == "newton":
+                    _check_hessian_fits(backend, X.shape[1] + self.fit_intercept, k)
+                    result = newton(backend, X, Y, W, b, **common)
+                else:
+                    metric = LineSearch(backend, X, Y, sample_weight, alpha,
+                                        self.fit_intercept, problem.scale())
+                    result = lbfgs(backend, X, Y, W, b, precondition=metric, **common)
                 self._warn_lbfgs(result, max_epochs, tol)
                 W, b = result.W, result.b
                 state.update(n_iter_=result.n_iter, t_=result.n_iter,
@@ -486,9 +491,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         if self.penalty != "elasticnet" and self.l1_ratio is not None:
             warnings.warn(f"l1_ratio is only used with penalty='elasticnet'; it is ignored "
                           f"with penalty={self.penalty!r}", UserWarning, stacklevel=3)
-        if self.solver == "lbfgs" and self.penalty is not None and self._l1_share() > 0:
+        if self.solver != "gd" and self.penalty is not None and self._l1_share() > 0:
             raise ValueError(
-                f"solver='lbfgs' needs a differentiable objective and cannot minimize "
+                f"solver={self.solver!r} needs a differentiable objective and cannot minimize "
                 f"penalty={self.penalty!r} (its L1 part); use solver='gd', whose "
                 "proximal steps handle it, or penalty='l2'")
 
@@ -504,14 +509,14 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     def _warn_lbfgs(self, result, max_iter, tol):
         if result.line_search_failed:
             warnings.warn(
-                "LogisticRegression(solver='lbfgs'): the line search could not lower the "
+                f"LogisticRegression(solver={self.solver!r}): the line search could not lower the "
                 f"objective after {result.n_iter} iterations although the gradient is "
                 f"not below tol={tol}; the model may be far from the optimum. Standardize "
                 "the features (sklearn.preprocessing.StandardScaler) or lower C",
                 ConvergenceWarning, stacklevel=4)
         elif not result.converged:
             warnings.warn(
-                f"LogisticRegression(solver='lbfgs') stopped at max_epochs={max_iter} "
+                f"LogisticRegression(solver={self.solver!r}) stopped at max_epochs={max_iter} "
                 f"iterations before the gradient fell below tol={tol}; increase "
                 "max_epochs or scale the data",
                 ConvergenceWarning, stacklevel=4)
@@ -582,11 +587,36 @@ def _weigh_classes(class_weight, backend, Y, sample_weight, classes):
         host = np.asarray(backends.to_numpy(classes))
         weights = np.asarray(compute_class_weight(class_weight, classes=host, y=host),
                              np.float64)
+        if not np.all(np.isfinite(weights) & (weights >= 0)):
+            raise ValueError(f"class_weight must be finite and non-negative, got "
+                             f"{class_weight!r}")
     if n_classes == 2:  # Y is the 0/1 column of the second class
         rows = float(weights[0]) + float(weights[1] - weights[0]) * Y[:, 0]
     else:
         rows = Y @ backend.asarray(weights, dtype=Y.dtype)
     return rows if sample_weight is None else rows * sample_weight
+
+
+def _check_hessian_fits(backend, p, k):
+    """``solver="newton"`` holds a ``(k p, k p)`` float64 Hessian and its Cholesky
+    factor: refuse, before any work, where they would take over half the memory."""
+    need = 2 * 8 * (k * p) ** 2
+    free = backend.free_memory() if hasattr(backend, "free_memory") else _host_free()
+    if free is not None and need > free / 2:
+        raise MemoryError(
+            f"solver='newton' needs its {k * p} x {k * p} Hessian and Cholesky factor "
+            f"({need / 2**30:.3g} GiB) for {p} parameters x {k} classes, more than half "
+            f"the free memory ({free / 2**30:.3g} GiB); use solver='lbfgs', which needs "
+            "a few gradients' worth")
+
+
+def _host_free():
+    try:  # Linux and macOS
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _require_y(est, y):
