@@ -34,6 +34,7 @@ recursion runs on the device, and each iteration reads back a few scalars.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -634,25 +635,46 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
 
 def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True):
     """The objective ``J``, its gradient and its exact Hessian at ``(W, b)``, from
-    one pass over ``X`` in blocks of rows; returns ``(J, G, H)`` in float64 on the
-    device, with the parameters ordered class by class, each class's weights then
-    (with ``fit_intercept``) its intercept: ``G`` has ``k * p`` entries and ``H`` is
-    ``(k p, k p)``, ``p = n + fit_intercept``. For softmax the ``(c, c')`` block of
-    ``H`` is ``X~^T diag(s (P_c delta_cc' - P_c P_c')) X~`` (``X~`` = ``X`` with a
-    column of ones), ``k (k + 1) / 2`` products per block; each block of ``X`` is
-    cast to float64 once, so float32 data gets a float64 Hessian.
+    one pass over ``X``; returns ``(J, G, H)`` in float64 on the device, with the
+    parameters ordered class by class, each class's weights then (with
+    ``fit_intercept``) its intercept: ``G`` has ``k * p`` entries and ``H`` is
+    ``(k p, k p)``, ``p = n + fit_intercept``. The sums over the rows come from the
+    backend's ``hessian_sums`` where it has one (Dask: one task per worker), else
+    from ``hessian_sums`` below.
+    """
+    xp = backend.xp
+    n, k = W.shape
+    p = n + (1 if fit_intercept else 0)
+    S = X.shape[0] if sample_weight is None else float(xp.sum(sample_weight))
+    own = getattr(backend, "hessian_sums", None)
+    sums = own if own is not None else functools.partial(hessian_sums, backend)
+    loss, G, H = sums(X, Y, W, b, sample_weight, fit_intercept)
+    W64 = xp.astype(W, xp.float64)
+    ridge = xp.concat([xp.full((n,), alpha, dtype=xp.float64),
+                       xp.zeros((p - n,), dtype=xp.float64)] * k)
+    H = H / S + _diag(ridge, xp)
+    G = G / S + alpha * xp.concat([W64.T, xp.zeros((k, p - n), dtype=xp.float64)], axis=1)
+    J = loss / S + 0.5 * alpha * float(xp.sum(W64 * W64))
+    return J, xp.reshape(G, (-1,)), H
+
+
+def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True):
+    """``(sum s L, sum s dZ X~ (k, p), sum of the Hessian blocks (k p, k p))`` over
+    the rows of ``X``, unscaled and unpenalized, in blocks of rows: one pass. For
+    softmax the ``(c, c')`` block is ``X~^T diag(s (P_c delta_cc' - P_c P_c')) X~``
+    (``X~`` = ``X`` with a column of ones), ``k (k + 1) / 2`` products per block of
+    rows; each block is cast to float64 once, so float32 data gets a float64 Hessian.
     """
     xp = backend.xp
     n, k = W.shape
     m = X.shape[0]
     p = n + (1 if fit_intercept else 0)
-    S = m if sample_weight is None else float(xp.sum(sample_weight))
     W64, b64 = xp.astype(W, xp.float64), xp.astype(b, xp.float64)
     H = xp.zeros((k * p, k * p), dtype=xp.float64)
     G = xp.zeros((k, p), dtype=xp.float64)
     loss = 0.0
     sparse = backends.is_sparse(X)
-    rows = max(1, (1 << 20) // max(1, n))  # 8 MiB of float64 rows at a time
+    rows = max(1, (1 << 20) // max(1, n * k))  # 8 MiB of float64 a block, k copies
     for lo in range(0, m, rows):
         hi = min(lo + rows, m)
         Xb = X[lo:hi, ...]
@@ -669,30 +691,32 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
         if s is not None:
             L, dZ = L * s, dZ * xp.reshape(s, (-1, 1))
         loss += float(xp.sum(L))
-        gW = Xb.T @ dZ  # (n, k)
-        parts = [xp.astype(gW.T, xp.float64)]
+        parts = [xp.astype((Xb.T @ dZ).T, xp.float64)]
         if fit_intercept:
             parts.append(xp.reshape(xp.sum(dZ, axis=0), (k, 1)))
         G = G + xp.concat(parts, axis=1)
+        if k == 1 or sparse:
+            for c in range(k):
+                for c2 in range(c, k):
+                    d = P[:, c] * ((1.0 if c == c2 else 0.0) - P[:, c2])
+                    if s is not None:
+                        d = d * s
+                    block = _weighted_gram(Xb, d, fit_intercept, sparse, xp)
+                    H = _put(H, c * p, c2 * p, block, xp)
+                    if c2 != c:
+                        H = _put(H, c2 * p, c * p, block.T, xp)
+            continue
+        # softmax, dense: sum_i s_i (diag(P_i) - P_i P_i^T) (x) x_i x_i^T as one large
+        # product, A^T diag(s) A with A = [P_c x~]_c, subtracted from the block
+        # diagonal X~^T diag(s P_c) X~: BLAS at its best, not k (k + 1) / 2 small calls
+        Xt = Xb if not fit_intercept else xp.concat(
+            [Xb, xp.ones((hi - lo, 1), dtype=xp.float64)], axis=1)
+        A = xp.concat([Xt * P[:, c:c + 1] for c in range(k)], axis=1)
+        As = A if s is None else A * xp.reshape(s, (-1, 1))
+        H = H - A.T @ As
         for c in range(k):
-            for c2 in range(c, k):
-                d = P[:, c] * ((1.0 if c == c2 else 0.0) - P[:, c2]) if k > 1 else \
-                    P[:, 0] * (1.0 - P[:, 0])
-                if s is not None:
-                    d = d * s
-                block = _weighted_gram(Xb, d, fit_intercept, sparse, xp)
-                H = _put(H, c * p, c2 * p, block, xp)
-                if c2 != c:
-                    H = _put(H, c2 * p, c * p, block.T, xp)
-    H = H / S
-    G = G / S
-    ridge = xp.concat([xp.full((n,), alpha, dtype=xp.float64),
-                       xp.zeros((p - n,), dtype=xp.float64)])
-    ridge = xp.concat([ridge] * k)
-    H = H + _diag(ridge, xp)
-    G = G + alpha * xp.concat([W64.T, xp.zeros((k, p - n), dtype=xp.float64)], axis=1)
-    J = loss / S + 0.5 * alpha * float(xp.sum(W64 * W64))
-    return J, xp.reshape(G, (-1,)), H
+            H = _put(H, c * p, c * p, Xt.T @ As[:, c * p:(c + 1) * p], xp)
+    return loss, G, H
 
 
 def _weighted_gram(Xb, d, fit_intercept, sparse, xp):

@@ -1,0 +1,149 @@
+"""``solver="newton"``: the exact Hessian, held to scikit-learn's optimum and to the
+other solvers, on every backend; refused where the Hessian would not fit."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import special
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+
+from xlogreg import LogisticRegression
+from xlogreg.optimizers import hessian_pass
+
+
+def objective(X, y, coef, intercept, C, sw=None):
+    coef, intercept = np.asarray(coef, np.float64), np.asarray(intercept, np.float64)
+    s = np.ones(len(y)) if sw is None else sw
+    Z = X @ coef.T + intercept
+    if coef.shape[0] == 1:
+        z = Z[:, 0]
+        losses = -np.where(y == 1, special.log_expit(z), special.log_expit(-z))
+    else:
+        losses = special.logsumexp(Z, axis=1) - Z[np.arange(len(y)), y]
+    return C * np.sum(s * losses) + 0.5 * np.sum(coef**2)
+
+
+def _reference(X, y, sw, fit_intercept, C=1.0):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        solver = "newton-cholesky" if len(np.unique(y)) == 2 else "lbfgs"
+        return SkLogisticRegression(solver=solver, C=C, tol=1e-12, max_iter=100000,
+                                    fit_intercept=fit_intercept).fit(X, y, sample_weight=sw)
+
+
+@pytest.mark.parametrize("data", ["breast_cancer", "digits"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_newton_reaches_sklearn_optimum(request, data, weighted, fit_intercept, rng):
+    X, y = request.getfixturevalue(data)
+    sw = rng.uniform(0.2, 3.0, len(y)) if weighted else None
+    ref = _reference(X, y, sw, fit_intercept)
+    ours = LogisticRegression(backend="numpy", solver="newton", tol=1e-10,
+                              fit_intercept=fit_intercept).fit(X, y, sample_weight=sw)
+    J_ref = objective(X, y, ref.coef_, ref.intercept_, 1.0, sw)
+    J = objective(X, y, ours.coef_, ours.intercept_, 1.0, sw)
+    assert (J - J_ref) / J_ref < 1e-8
+    assert ours.n_iter_ < 30  # Newton's few iterations
+    lbfgs = LogisticRegression(backend="numpy", solver="lbfgs", tol=1e-10, max_epochs=10000,
+                               fit_intercept=fit_intercept).fit(X, y, sample_weight=sw)
+    np.testing.assert_allclose(ours.coef_, lbfgs.coef_, rtol=1e-4, atol=1e-5)
+
+
+def test_newton_on_raw_unscaled_data_in_a_few_iterations():
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    ref = _reference(X, y, None, True)
+    ours = LogisticRegression(backend="numpy", solver="newton").fit(X, y)
+    J_ref = objective(X, y, ref.coef_, ref.intercept_, 1.0)
+    assert (objective(X, y, ours.coef_, ours.intercept_, 1.0) - J_ref) / J_ref < 1e-8
+    assert ours.n_iter_ < 20
+
+
+def test_hessian_is_the_jacobian_of_the_gradient(rng):
+    """Finite differences of the gradient, binary and softmax, with weights."""
+    from xlogreg import backends
+    from xlogreg.models import encode_targets
+
+    be = backends.get_backend("numpy")
+    X = rng.normal(size=(60, 4))
+    sw = rng.uniform(0.5, 2, 60)
+    for n_classes, fit_intercept in [(2, True), (3, True), (3, False)]:
+        k = 1 if n_classes == 2 else n_classes
+        Y = encode_targets(rng.integers(0, n_classes, 60), n_classes, np.float64)
+        W, b = rng.normal(size=(4, k)), rng.normal(size=k) * fit_intercept
+        p = 4 + fit_intercept
+        _, g, H = hessian_pass(be, X, Y, W, b, alpha=0.3, sample_weight=sw,
+                               fit_intercept=fit_intercept)
+
+        def grad(theta):
+            T = theta.reshape(k, p)
+            bb = T[:, 4] if fit_intercept else np.zeros(k)
+            return hessian_pass(be, X, Y, T[:, :4].T.copy(), bb, alpha=0.3,
+                                sample_weight=sw, fit_intercept=fit_intercept)[1]
+
+        theta = np.concatenate([W.T, b[:, None]], axis=1).ravel() if fit_intercept \
+            else W.T.ravel()
+        h = 1e-6
+        numeric = np.stack([(grad(theta + h * e) - grad(theta - h * e)) / (2 * h)
+                            for e in np.eye(theta.size)], axis=1)
+        np.testing.assert_allclose(H, numeric, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(H, H.T, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend_name", ["array_api_strict", "cupy"])
+def test_newton_on_other_backends(backend_name, breast_cancer, digits):
+    if backend_name == "cupy":
+        pytest.importorskip("cupy")
+    for X, y in (breast_cancer, digits):
+        ref = LogisticRegression(backend="numpy", solver="newton", tol=1e-10).fit(X, y)
+        ours = LogisticRegression(backend=backend_name, solver="newton", tol=1e-10).fit(X, y)
+        np.testing.assert_allclose(np.asarray(ours.coef_), ref.coef_, rtol=1e-7, atol=1e-9)
+
+
+def test_newton_float32_and_sparse(breast_cancer):
+    import scipy.sparse as sp
+
+    X, y = breast_cancer
+    ref = _reference(X, y, None, True)
+    J_ref = objective(X, y, ref.coef_, ref.intercept_, 1.0)
+    est = LogisticRegression(backend="numpy", solver="newton", tol=1e-6).fit(
+        X.astype(np.float32), y)
+    assert est.coef_.dtype == np.float32
+    assert (objective(X, y, est.coef_, est.intercept_, 1.0) - J_ref) / J_ref < 1e-6
+    est = LogisticRegression(backend="numpy", solver="newton", tol=1e-10).fit(
+        sp.csr_matrix(X), y)
+    assert (objective(X, y, est.coef_, est.intercept_, 1.0) - J_ref) / J_ref < 1e-8
+
+
+def test_newton_on_dask_matches_in_memory(digits):
+    da = pytest.importorskip("dask.array")
+    X, y = digits
+    ref = LogisticRegression(backend="numpy", solver="newton", tol=1e-10).fit(X, y)
+    ours = LogisticRegression(backend="numpy", solver="newton", tol=1e-10).fit(
+        da.from_array(X, chunks=500), da.from_array(y, chunks=500))
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-7, atol=1e-9)
+
+
+def test_newton_refuses_a_hessian_that_does_not_fit(breast_cancer, monkeypatch):
+    from xlogreg import estimator
+
+    X, y = breast_cancer
+    monkeypatch.setattr(estimator, "_host_free", lambda: 10_000)  # bytes
+    est = LogisticRegression(backend="numpy", solver="newton")
+    with pytest.raises(MemoryError, match="solver='lbfgs'"):
+        est.fit(X, y)
+    assert not hasattr(est, "coef_")
+
+
+def test_newton_errors_like_lbfgs(breast_cancer):
+    X, y = breast_cancer
+    with pytest.raises(ValueError, match="batch_size"):
+        LogisticRegression(backend="numpy", solver="newton", batch_size=32).fit(X, y)
+    with pytest.raises(ValueError, match="solver='gd'"):
+        LogisticRegression(backend="numpy", solver="newton", penalty="l1").fit(X, y)
+    assert not hasattr(LogisticRegression(solver="newton"), "partial_fit")
+    with pytest.warns(ConvergenceWarning, match="max_epochs=1"):
+        LogisticRegression(backend="numpy", solver="newton", max_epochs=1).fit(X, y)
