@@ -11,7 +11,8 @@ import numpy as np
 from ._base import Backend
 from . import is_sparse
 
-__all__ = ["EPOCH_MIN_STEPS", "FUSED_MIN_NNZ", "FUSED_MIN_SIZE", "NumpyBackend", "cpu_info", "numba_kernels"]
+__all__ = ["EPOCH_MIN_STEPS", "FUSED_MIN_NNZ", "FUSED_MIN_SIZE", "NumpyBackend", "cpu_info",
+           "numba_kernels", "numba_sparse_kernels"]
 
 NUMBA_ENV = "XLOGREG_NUMBA"
 # The compiled kernels only pay on large data. Numba compiles each kernel once per
@@ -32,12 +33,18 @@ NUMBA_ENV = "XLOGREG_NUMBA"
 #   150 us a step): 10 ms at 300 steps. Breast cancer at batch 64 has 9 steps, digits 29.
 FUSED_MIN_SIZE = 1 << 20
 EPOCH_MIN_STEPS = 300
-# - sparse (CSR) full-batch gradient: against SciPy's two passes (``X @ W``, then
-#   ``X.T @ dZ``, each one thread) and NumPy's per-row work, the fused pass saves
-#   SPARSE_SAVING_NS a non-zero on one thread (float64, binary, 50 non-zeros a row;
-#   more on several threads). The bar is the dense one, a million, in non-zeros:
-#   there it saves a few ms a call, which repays a first compile within a few
-#   thousand calls and the load from the cache within a few hundred.
+# - sparse (CSR) full-batch gradient, binary: against SciPy's two products (``X @ W``,
+#   ``X.T @ dZ``, one thread each) and NumPy's per-row work, the fused pass saves
+#   0.7 ns a non-zero on one thread in float64 (200,000 x 100,000, 47 non-zeros a
+#   row: 29 ms against 36 ms), loses 0.3 ns in float32 (29 against 26: SciPy's
+#   float32 weights sit in L2, the kernel's float64 ones do not), and saves 2.2 ns on
+#   two threads (14 ms, either dtype). The bar is the dense one, a million, in
+#   non-zeros: 1-2 ms saved a call on two threads, which repays a first compile
+#   within a few thousand calls and the load from the cache within a few hundred.
+#   With classes (k > 1) the pass is no faster than SciPy's (200-250 ms against 240
+#   at 10 classes: the gather of ``k`` weights and the scatter of ``k`` gradients a
+#   non-zero are bound by cache misses, and a second thread's accumulator only adds
+#   to them), so softmax problems keep SciPy's products.
 FUSED_MIN_NNZ = 1 << 20
 
 
@@ -138,7 +145,7 @@ class NumpyBackend(Backend):
     # the size tests come first: numba_kernels() imports Numba
     def fused_gradient(self, X, Y, W, b, scale, alpha, sample_weight=None):
         if is_sparse(X):
-            if X.nnz < FUSED_MIN_NNZ or not _csr_ok(X, Y, sample_weight):
+            if X.nnz < FUSED_MIN_NNZ or W.shape[1] > 1 or not _csr_ok(X, Y, sample_weight):
                 return None  # CSC and the rest: SciPy's products, in the plain code
             kernels = numba_sparse_kernels()
             if kernels is None:

@@ -202,6 +202,8 @@ def test_backend_fused_gradient_takes_csr_only(rng, monkeypatch):
     assert out is not None  # the kernel ran
     assert_allclose(out[1], loss_and_gradient(X.toarray(), Y, W, b, 0.02, 0.0)[1], rtol=1e-12)
     assert be.fused_gradient(X.tocsc(), Y, W, b, 0.02, 0.0) is None  # SciPy's products
+    X3, Y3, W3, b3 = _problem(rng, 50, 8, 3, np.float64)
+    assert be.fused_gradient(X3, Y3, W3, b3, 0.02, 0.0) is None  # softmax: SciPy's too
     assert be.fused_gradient(X, Y.astype(np.float32), W, b, 0.02, 0.0) is None
     monkeypatch.setattr(numpy_backend, "numba_kernels", lambda: None)  # XLOGREG_NUMBA=0
     assert be.fused_gradient(X, Y, W, b, 0.02, 0.0) is None
