@@ -150,3 +150,35 @@ def test_device_arrays_get_the_same_checks(X, y, match, data, no_training):
           "one": np.ones(20), None: y0}[y]
     with pytest.raises(ValueError, match=match):
         LogisticRegression().fit(strict.asarray(X_), strict.asarray(y_))
+
+
+def test_linear_time_classes_equal_np_unique():
+    from xlogreg._data import _unique_inverse
+
+    rng = np.random.default_rng(0)
+    for y in [rng.integers(-3, 5, 1000), rng.integers(0, 2, 10_000).astype(np.int8),
+              np.array([True, False, True]), rng.integers(3, 10, 100).astype(np.uint8),
+              np.array([5, 5, 7], dtype=np.int32), np.array([0, 10**12, 10**12])]:
+        classes, index = _unique_inverse(y)
+        ref_classes, ref_index = np.unique(y, return_inverse=True)
+        np.testing.assert_array_equal(classes, ref_classes)
+        assert classes.dtype == ref_classes.dtype
+        np.testing.assert_array_equal(index, ref_index.ravel())
+
+
+def test_parallel_finite_check_of_large_x(monkeypatch):
+    from xlogreg import _data
+    from xlogreg import LogisticRegression
+
+    monkeypatch.setattr(_data, "PARALLEL_CHECK_SIZE", 0)
+    X = np.random.default_rng(0).standard_normal((1000, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    X[-1, 3] = 3e38  # finite, but the sum of the block overflows
+    X[-2, 3] = 3e38
+    assert _data._all_finite(X)
+    for bad in (np.nan, np.inf, -np.inf):
+        Xb = X.copy()
+        Xb[777, 2] = bad
+        assert not _data._all_finite(Xb)
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            LogisticRegression(backend="numpy").fit(Xb, y)

@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 from array_api_compat import array_namespace, is_dask_array
+from sklearn import config_context
 from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, validate_data
@@ -89,6 +90,44 @@ def _device_sparse(X):
     return X
 
 
+PARALLEL_CHECK_SIZE = 1 << 22
+
+
+def _all_finite(X):
+    """Whether every entry of the NumPy array ``X`` is finite, read once in row blocks
+    on every core (NumPy's reductions release the GIL): a block's sum is finite when
+    all its entries are, and only a block whose sum is not gets looked at entry by
+    entry (huge finite values can overflow the sum)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, min(os.cpu_count() or 1, 16))
+    step = -(-X.shape[0] // (4 * workers))
+
+    def block_ok(lo):
+        part = X[lo:lo + step]
+        with np.errstate(over="ignore", invalid="ignore"):
+            return bool(np.isfinite(np.sum(part))) or bool(np.isfinite(part).all())
+
+    with ThreadPoolExecutor(workers) as pool:
+        return all(pool.map(block_ok, range(0, X.shape[0], step)))
+
+
+def _unique_inverse(y):
+    """``np.unique(y, return_inverse=True)`` in linear time for integer labels of a
+    small range (counted, not sorted: 4,000,000 labels in a few milliseconds instead
+    of a sort's 60); other labels are sorted."""
+    if y.dtype.kind in "iub" and y.ndim == 1 and y.shape[0]:
+        lo, hi = int(y.min()), int(y.max())
+        if hi - lo < 1 << 20:
+            shifted = (y - lo).astype(np.intp, copy=False) if lo else y.astype(np.intp, copy=False)
+            present = np.flatnonzero(np.bincount(shifted, minlength=hi - lo + 1))
+            lookup = np.zeros(hi - lo + 1, np.intp)
+            lookup[present] = np.arange(present.shape[0])
+            return (present + lo).astype(y.dtype), lookup[shifted]
+    return np.unique(y, return_inverse=True)
+
+
 class InMemory:
     """Arrays in this process: NumPy (and lists, pandas) on any backend, or device
     arrays (CuPy, array-api-strict) on their own backend. Fitted attributes and
@@ -107,11 +146,21 @@ class InMemory:
             return self._check_device(est, X, y, sample_weight, reset)
         # CSR and CSC as they are; other sparse formats become CSR (a copy)
         sparse = ["csr", "csc"]
+        # large dense X: finiteness is checked here on every core, not by
+        # validate_data's one-thread sum (twice the time of X @ w at 4e8 values)
+        big = isinstance(X, np.ndarray) and X.size >= PARALLEL_CHECK_SIZE
+        with config_context(assume_finite=big):
+            if y is None:
+                X = validate_data(est, X, dtype=FLOATS, accept_sparse=sparse, reset=reset)
+            else:
+                X, y = validate_data(est, X, y, dtype=FLOATS, accept_sparse=sparse,
+                                     reset=reset)
+        if big and not _all_finite(X):
+            raise ValueError("Input X contains NaN or infinity.")
         if y is None:
-            return validate_data(est, X, dtype=FLOATS, accept_sparse=sparse,
-                                 reset=reset), None, None
-        X, y = validate_data(est, X, y, dtype=FLOATS, accept_sparse=sparse, reset=reset)
-        check_classification_targets(y)
+            return X, None, None
+        if not (y.ndim == 1 and y.dtype.kind in "iub"):  # integer labels are classes
+            check_classification_targets(y)  # a sort of y: only where it can fail
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
                                                  ensure_non_negative=True)
@@ -156,7 +205,7 @@ class InMemory:
     def classes(self, y):
         """Sorted distinct labels, and each row's index among them."""
         if backends.input_kind(y) == "numpy":
-            return np.unique(np.asarray(y), return_inverse=True)
+            return _unique_inverse(np.asarray(y))
         xp = array_namespace(y)
         values, inverse = xp.unique_inverse(y)
         return values, xp.reshape(inverse, (-1,))
