@@ -274,7 +274,8 @@ def _chunk_bounds(indptr, chunks):
     """Row boundaries of ``chunks`` runs of about equal non-zeros: with power-law
     row lengths, equal row counts would leave threads idle."""
     m = indptr.shape[0] - 1
-    targets = np.linspace(0, int(indptr[-1]), chunks + 1)
+    # targets of indptr's dtype: float ones would convert all of indptr on each call
+    targets = np.linspace(0, int(indptr[-1]), chunks + 1).astype(indptr.dtype)
     bounds = np.searchsorted(indptr, targets, side="left").astype(np.int64)
     bounds[0], bounds[-1] = 0, m
     return np.minimum(np.maximum.accumulate(bounds), m)
