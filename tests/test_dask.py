@@ -94,6 +94,35 @@ def test_minibatch_in_chunk_order_equals_in_memory_epochs(client, data, batch_si
     assert_allclose(ours.loss_curve_, mem.loss_curve_, rtol=1e-9)
 
 
+@pytest.mark.parametrize("kw", [
+    dict(penalty="l1", C=0.1, tol=1e-8, max_epochs=3000),
+    dict(penalty="elasticnet", l1_ratio=0.9, C=0.02, batch_size=64, shuffle=False,
+         max_epochs=3, tol=None, learning_rate=0.05),
+    dict(solver="newton", class_weight="balanced", tol=1e-10),
+    dict(class_weight={0: 3.0}, batch_size=64, shuffle=False, max_epochs=2, tol=None),
+], ids=["l1-full", "elasticnet-minibatch", "newton-balanced", "class-weight-minibatch"])
+def test_issue_13_and_14_options_equal_the_in_memory_fit(client, data, kw):
+    """Penalties, class weights and Newton on Dask arrays take the in-memory steps."""
+    X, y, dX, dy = data
+    ours = _fit(LogisticRegression(**kw), dX, dy)
+    mem = _fit(LogisticRegression(backend="numpy", **kw), X, y)
+    # the full batch's stopping point moves with the sums' rounding: 1e-3 there
+    rtol = 1e-3 if kw.get("tol") == 1e-8 else 1e-7
+    assert_allclose(ours.coef_, mem.coef_, rtol=rtol, atol=rtol * 1e-3)
+    if "penalty" in kw:
+        assert np.any(mem.coef_ == 0)
+        np.testing.assert_array_equal(ours.coef_ == 0, mem.coef_ == 0)
+
+
+def test_warm_start_on_dask(client, data):
+    X, y, dX, dy = data
+    est = _fit(LogisticRegression(solver="lbfgs", warm_start=True, tol=1e-8), dX, dy)
+    cold = _fit(LogisticRegression(solver="lbfgs", C=1.3, tol=1e-8), dX, dy)
+    warm = _fit(est.set_params(C=1.3), dX, dy)
+    assert warm.n_iter_ < cold.n_iter_
+    assert_allclose(warm.coef_, cold.coef_, rtol=1e-4, atol=1e-6)
+
+
 def test_shuffled_minibatch_matches_sklearn_accuracy_and_is_seeded(client, data):
     X, y, dX, dy = data
     kw = dict(batch_size=32, max_epochs=20, random_state=0)
