@@ -61,11 +61,15 @@ class CupyBackend(Backend):
     def asarray(self, x, dtype=None):
         kind = _sparse_kind(x)
         if kind is not None:
-            # SciPy's goes to the device as CSR, whatever its format (CuPy's CSR is
-            # the format its sparse products are made for); CuPy's stays as it is
+            if dtype is not None and x.dtype != dtype:
+                # on the host first for SciPy's: CuPy's sparse matrices take floats
+                # only, and a count matrix (int64) is a common input
+                x = x.astype(dtype)
             if kind == "numpy":
+                # to the device as CSR, whatever its format: CuPy's CSR is the format
+                # its sparse products are made for
                 x = self._sparse().csr_matrix(x)
-            return x if dtype is None or x.dtype == dtype else x.astype(dtype)
+            return x
         return self._cupy.asarray(x, dtype=dtype)
 
     def to_numpy(self, x):

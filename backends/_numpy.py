@@ -77,6 +77,8 @@ def _csr_ok(X, *others):
         return False
     if X.indices.dtype not in (np.int32, np.int64) or X.indptr.dtype not in (np.int32, np.int64):
         return False
+    if not all(a.flags.c_contiguous for a in (X.data, X.indices, X.indptr)):
+        return False  # views SciPy was handed: another compile of every kernel
     dtype = X.data.dtype
     return all(a is None or (a.dtype == dtype and a.flags.c_contiguous) for a in others)
 
