@@ -58,7 +58,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     Two classes give logistic regression (sigmoid); more give multinomial logistic
     regression (softmax). One training loop serves every batch size:
     ``batch_size=None`` is batch gradient descent, ``1`` stochastic, ``k`` mini-batch;
-    ``solver="lbfgs"`` minimizes the same objective with a quasi-Newton method.
+    ``solver="lbfgs"`` and ``solver="newton"`` minimize the same objective with a
+    quasi-Newton and Newton's method.
 
     Parameters
     ----------
@@ -67,13 +68,20 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         Where the arithmetic runs. ``"auto"``: CuPy arrays stay on their GPU; other
         input goes to the backend named by the ``XLOGREG_BACKEND`` environment
         variable if set, else the GPU when CuPy sees one, else NumPy.
-    solver : {"gd", "lbfgs"}, default="gd"
+    solver : {"gd", "lbfgs", "newton"}, default="gd"
         ``"gd"``: gradient descent with ``batch_size``, ``learning_rate`` and its
         schedule. ``"lbfgs"``: L-BFGS on the full-batch gradient, on the same device,
         to the optimum of the penalized objective (scikit-learn's ``solver="lbfgs"``):
         ``max_epochs`` bounds its iterations and it stops when the largest entry of
         the gradient is below ``tol``; the step-size parameters do not apply, and
         ``batch_size``, ``early_stopping`` and ``partial_fit`` are errors with it.
+        ``"newton"``: Newton's method with the exact Hessian (one pass over ``X``
+        per iteration, accumulated in float64, solved by Cholesky on the device),
+        with ``lbfgs``'s stopping rule and restrictions: few iterations whatever the
+        scaling of the features, at ``O(n_samples (n_features n_classes)^2)`` per
+        iteration and ``(n_features n_classes)^2`` floats of memory (refused with
+        a ``MemoryError`` naming ``lbfgs`` where that would not fit). The choice for
+        small and ill-conditioned problems (scikit-learn's ``newton-cholesky``).
     batch_size : int or None, default=None
         Examples per gradient step; ``None`` (or at least the number of samples)
         uses all of them.
