@@ -605,13 +605,19 @@ def _weigh_classes(class_weight, backend, Y, sample_weight, classes):
     return rows if sample_weight is None else rows * sample_weight
 
 
+class HessianTooLarge(MemoryError, ValueError):
+    """``solver="newton"`` refused: its Hessian would not fit in memory. A
+    ``MemoryError`` (what it is) and a ``ValueError`` (a bad parameter for this
+    data), so that either ``except`` catches it."""
+
+
 def _check_hessian_fits(backend, p, k):
     """``solver="newton"`` holds a ``(k p, k p)`` float64 Hessian and its Cholesky
     factor: refuse, before any work, where they would take over half the memory."""
     need = 2 * 8 * (k * p) ** 2
     free = backend.free_memory() if hasattr(backend, "free_memory") else _host_free()
     if free is not None and need > free / 2:
-        raise MemoryError(
+        raise HessianTooLarge(
             f"solver='newton' needs its {k * p} x {k * p} Hessian and Cholesky factor "
             f"({need / 2**30:.3g} GiB) for {p} parameters x {k} classes, more than half "
             f"the free memory ({free / 2**30:.3g} GiB); use solver='lbfgs', which needs "
