@@ -88,3 +88,40 @@ def test_batch_gd_reaches_sklearn_optimum_on_gpu(cp, breast_cancer, relative_gap
 def test_device_info_names_the_gpu(cupy_backend):
     info = cupy_backend.device_info()
     assert info["gpu"] and info["gpu_memory_gib"] > 0 and info["cupy"]
+
+
+@pytest.mark.parametrize("params", [
+    dict(penalty="l1", C=0.1, tol=1e-8, max_epochs=3000),
+    dict(penalty="elasticnet", l1_ratio=0.5, batch_size=32, shuffle=False, max_epochs=3,
+         tol=None),
+    dict(class_weight="balanced", solver="lbfgs", tol=1e-10),
+    dict(solver="newton", tol=1e-10),
+], ids=["l1", "elasticnet-minibatch", "class-weight", "newton"])
+def test_issue_13_and_14_options_on_gpu_match_numpy(cp, breast_cancer, params):
+    X, y = breast_cancer
+    cpu = LogisticRegression(backend="numpy", **params).fit(X, y)
+    gpu = LogisticRegression(backend="cuda", **params).fit(cp.asarray(X), cp.asarray(y))
+    assert isinstance(gpu.coef_, cp.ndarray)
+    rtol = 1e-3 if params.get("tol") == 1e-8 else 1e-7
+    assert_allclose(cp.asnumpy(gpu.coef_), cpu.coef_, rtol=rtol, atol=rtol * 1e-3)
+    if "penalty" in params:
+        assert_array_equal(cp.asnumpy(gpu.coef_) == 0, cpu.coef_ == 0)
+
+
+@pytest.mark.parametrize("params", [dict(), dict(solver="lbfgs"),
+                                    dict(batch_size=16, max_epochs=3, tol=None)])
+def test_cupyx_sparse_stays_on_the_gpu_and_matches_scipy(cp, params):
+    import cupyx.scipy.sparse as cusp
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    X = sp.random(2000, 300, density=0.03, format="csr", random_state=0)
+    y = (X @ rng.normal(size=300) > 0).astype(np.int64)
+    cpu = LogisticRegression(backend="numpy", random_state=0, **params).fit(X, y)
+    Xg = cusp.csr_matrix(X)
+    gpu = LogisticRegression(backend="auto", random_state=0, **params).fit(Xg, cp.asarray(y))
+    assert gpu.backend_ == "cupy" and isinstance(gpu.coef_, cp.ndarray)
+    assert_allclose(cp.asnumpy(gpu.coef_), cpu.coef_, rtol=1e-6, atol=1e-9)
+    proba = gpu.predict_proba(Xg)
+    assert isinstance(proba, cp.ndarray)
+    assert_allclose(cp.asnumpy(proba), cpu.predict_proba(X), rtol=1e-6, atol=1e-9)
