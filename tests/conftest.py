@@ -58,16 +58,19 @@ def rng():
     return np.random.default_rng(0)
 
 
-def sklearn_objective(X, y, coef, intercept, C):
-    """``C * sum_i L_i + ||coef||^2 / 2`` in float64 with SciPy, the form sklearn minimizes."""
+def sklearn_objective(X, y, coef, intercept, C, sample_weight=None, l1_ratio=0.0):
+    """``C * sum_i s_i L_i + (1 - r) / 2 ||coef||^2 + r ||coef||_1`` in float64 with
+    SciPy, the form sklearn minimizes (``y``: class indices)."""
     coef, intercept = np.asarray(coef, np.float64), np.asarray(intercept, np.float64)
+    s = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight)
     Z = X @ coef.T + intercept
     if coef.shape[0] == 1:
         z = Z[:, 0]
         losses = -np.where(y == 1, special.log_expit(z), special.log_expit(-z))
     else:
         losses = special.logsumexp(Z, axis=1) - Z[np.arange(len(y)), y]
-    return C * losses.sum() + 0.5 * np.sum(coef**2)
+    return (C * np.sum(s * losses) + 0.5 * (1 - l1_ratio) * np.sum(coef**2)
+            + l1_ratio * np.abs(coef).sum())
 
 
 def _relative_gap(X, y, ours, theirs, C=1.0):

@@ -3,23 +3,11 @@ optimum, and ``partial_fit``'s rule for ``"balanced"``."""
 
 import numpy as np
 import pytest
-from scipy import special
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from sklearn.utils.class_weight import compute_class_weight
 
+from conftest import sklearn_objective as objective
 from xlogreg import LogisticRegression
-
-
-def weighted_objective(X, y, coef, intercept, C, weights):
-    """``C sum_i w_i L_i + ||coef||^2 / 2`` in float64 with SciPy; ``y`` indices."""
-    coef, intercept = np.asarray(coef, np.float64), np.asarray(intercept, np.float64)
-    Z = X @ coef.T + intercept
-    if coef.shape[0] == 1:
-        z = Z[:, 0]
-        losses = -np.where(y == 1, special.log_expit(z), special.log_expit(-z))
-    else:
-        losses = special.logsumexp(Z, axis=1) - Z[np.arange(len(y)), y]
-    return C * np.sum(weights * losses) + 0.5 * np.sum(coef**2)
 
 
 def _imbalanced(X, y, rng, keep=0.2):
@@ -45,8 +33,8 @@ def test_class_weight_reaches_sklearn_optimum(request, data, solver, weighted, r
                                   max_epochs=50000).fit(X, y, sample_weight=sw)
         cw = compute_class_weight(class_weight, classes=classes, y=y, sample_weight=sw)
         w = cw[np.searchsorted(classes, y)] * (1.0 if sw is None else sw)
-        J_ref = weighted_objective(X, y, ref.coef_, ref.intercept_, 1.0, w)
-        J = weighted_objective(X, y, ours.coef_, ours.intercept_, 1.0, w)
+        J_ref = objective(X, y, ref.coef_, ref.intercept_, 1.0, w)
+        J = objective(X, y, ours.coef_, ours.intercept_, 1.0, w)
         assert abs(J - J_ref) / J_ref < 1e-6, class_weight
 
 

@@ -5,24 +5,12 @@ import warnings
 
 import numpy as np
 import pytest
-from scipy import special
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
+from conftest import sklearn_objective as objective
 from xlogreg import LogisticRegression
 from xlogreg.optimizers import hessian_pass
-
-
-def objective(X, y, coef, intercept, C, sw=None):
-    coef, intercept = np.asarray(coef, np.float64), np.asarray(intercept, np.float64)
-    s = np.ones(len(y)) if sw is None else sw
-    Z = X @ coef.T + intercept
-    if coef.shape[0] == 1:
-        z = Z[:, 0]
-        losses = -np.where(y == 1, special.log_expit(z), special.log_expit(-z))
-    else:
-        losses = special.logsumexp(Z, axis=1) - Z[np.arange(len(y)), y]
-    return C * np.sum(s * losses) + 0.5 * np.sum(coef**2)
 
 
 def _reference(X, y, sw, fit_intercept, C=1.0):

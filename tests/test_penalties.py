@@ -14,21 +14,8 @@ from scipy import optimize, special
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
+from conftest import sklearn_objective as objective
 from xlogreg import LogisticRegression
-
-
-def objective(X, y, coef, intercept, C, l1_ratio, sample_weight=None):
-    """scikit-learn's ``C sum s_i L_i + (1 - r)/2 ||w||^2 + r ||w||_1``, float64."""
-    coef, intercept = np.asarray(coef, np.float64), np.asarray(intercept, np.float64)
-    s = np.ones(len(y)) if sample_weight is None else sample_weight
-    Z = X @ coef.T + intercept
-    if coef.shape[0] == 1:
-        z = Z[:, 0]
-        losses = -np.where(y == 1, special.log_expit(z), special.log_expit(-z))
-    else:
-        losses = special.logsumexp(Z, axis=1) - Z[np.arange(len(y)), y]
-    return (C * np.sum(s * losses) + 0.5 * (1 - l1_ratio) * np.sum(coef**2)
-            + l1_ratio * np.abs(coef).sum())
 
 
 def split_variable_optimum(X, y, C, l1_ratio):
@@ -74,8 +61,8 @@ def test_full_batch_reaches_saga_optimum_with_its_zeros(breast_cancer, penalty, 
     ours = LogisticRegression(backend="numpy", penalty=penalty, C=C, tol=1e-10,
                               max_epochs=20000,
                               l1_ratio=l1_ratio if penalty == "elasticnet" else None).fit(X, y)
-    J_ref = objective(X, y, ref.coef_, ref.intercept_, C, l1_ratio)
-    J = objective(X, y, ours.coef_, ours.intercept_, C, l1_ratio)
+    J_ref = objective(X, y, ref.coef_, ref.intercept_, C, l1_ratio=l1_ratio)
+    J = objective(X, y, ours.coef_, ours.intercept_, C, l1_ratio=l1_ratio)
     assert abs(J - J_ref) / J_ref < 1e-4
     assert np.any(ref.coef_ == 0)  # the test means something: the optimum is sparse
     np.testing.assert_array_equal(ours.coef_ == 0, ref.coef_ == 0)
@@ -85,11 +72,11 @@ def test_full_batch_reaches_saga_optimum_with_its_zeros(breast_cancer, penalty, 
 def test_full_batch_multinomial_reaches_the_optimum_with_its_zeros(digits, penalty, l1_ratio):
     X, y = digits
     C = 0.5
-    coef_ref, _, J_ref = split_variable_optimum(X, y, C, l1_ratio)
+    coef_ref, _, J_ref = split_variable_optimum(X, y, C, l1_ratio=l1_ratio)
     ours = LogisticRegression(backend="numpy", penalty=penalty, C=C, tol=1e-10,
                               max_epochs=20000,
                               l1_ratio=l1_ratio if penalty == "elasticnet" else None).fit(X, y)
-    J = objective(X, y, ours.coef_, ours.intercept_, C, l1_ratio)
+    J = objective(X, y, ours.coef_, ours.intercept_, C, l1_ratio=l1_ratio)
     assert J <= J_ref * (1 + 1e-6)  # as low as L-BFGS-B's optimum (or lower)
     zero = ours.coef_ == 0
     assert zero.sum() > 50
@@ -105,11 +92,11 @@ def test_minibatch_proximal_steps_leave_exact_zeros_where_the_optimum_has_them(
         breast_cancer, backend_name, batch_size):
     X, y = breast_cancer
     C, l1_ratio = 0.05, 1.0
-    coef_ref, _, J_ref = split_variable_optimum(X, y, C, l1_ratio)
+    coef_ref, _, J_ref = split_variable_optimum(X, y, C, l1_ratio=l1_ratio)
     ours = LogisticRegression(backend=backend_name, penalty="l1", C=C, batch_size=batch_size,
                               random_state=0).fit(X, y)
     coef = np.asarray(ours.coef_)
-    J = objective(X, y, coef, np.asarray(ours.intercept_), C, l1_ratio)
+    J = objective(X, y, coef, np.asarray(ours.intercept_), C, l1_ratio=l1_ratio)
     # a constant step's noise floor, as with L2 (mini-batches do not reach 1e-4)
     assert (J - J_ref) / J_ref < 0.05
     zero = coef == 0
@@ -138,12 +125,12 @@ def test_minibatch_compiled_epoch_applies_the_proximal_step(breast_cancer, monke
 def test_strict_backend_full_batch_reaches_the_optimum_too(breast_cancer):
     X, y = breast_cancer
     C, ratio = 0.3, 0.5
-    coef_ref, _, J_ref = split_variable_optimum(X, y, C, ratio)
+    coef_ref, _, J_ref = split_variable_optimum(X, y, C, l1_ratio=ratio)
     params = dict(penalty="elasticnet", l1_ratio=ratio, C=C, tol=1e-10, max_epochs=5000)
     for name in ["numpy", "array_api_strict"]:
         est = LogisticRegression(backend=name, **params).fit(X, y)
         coef = np.asarray(est.coef_)
-        J = objective(X, y, coef, np.asarray(est.intercept_), C, ratio)
+        J = objective(X, y, coef, np.asarray(est.intercept_), C, l1_ratio=ratio)
         assert J <= J_ref * (1 + 1e-7)
         np.testing.assert_array_equal(coef == 0, np.abs(coef_ref) < 1e-6)
 
@@ -152,13 +139,13 @@ def test_no_penalty_is_scikit_learns_unpenalized_optimum(breast_cancer):
     X, y = breast_cancer
     X = X[:, :5]  # separable data has no unpenalized optimum: keep it overlapping
     ref = SkLogisticRegression(C=np.inf, tol=1e-10, max_iter=10000).fit(X, y)
-    J_ref = objective(X, y, ref.coef_, ref.intercept_, 1.0, 0.0) - 0.5 * np.sum(ref.coef_**2)
+    J_ref = objective(X, y, ref.coef_, ref.intercept_, 1.0) - 0.5 * np.sum(ref.coef_**2)
     # penalty=None ignores C, as scikit-learn's does
     for params in [dict(penalty=None, C=0.001), dict(C=np.inf),
                    dict(penalty=None, C=0.001, solver="lbfgs")]:
         ours = LogisticRegression(backend="numpy", tol=1e-10, max_epochs=20000,
                                   **params).fit(X, y)
-        J = objective(X, y, ours.coef_, ours.intercept_, 1.0, 0.0) - 0.5 * np.sum(ours.coef_**2)
+        J = objective(X, y, ours.coef_, ours.intercept_, 1.0) - 0.5 * np.sum(ours.coef_**2)
         assert J <= J_ref * (1 + 1e-6)
         assert np.linalg.norm(ours.coef_) > 20  # no penalty: far from C=0.001's model
 
@@ -206,6 +193,6 @@ def test_loss_curve_is_the_l1_penalized_objective(breast_cancer):
     est = LogisticRegression(backend="numpy", penalty="l1", C=C, tol=1e-10,
                              max_epochs=3000).fit(X, y)
     m = X.shape[0]
-    J = objective(X, y, est.coef_, est.intercept_, C, 1.0) / (C * m)
+    J = objective(X, y, est.coef_, est.intercept_, C, l1_ratio=1.0) / (C * m)
     assert est.loss_curve_[-1] == pytest.approx(J, rel=1e-6)
     assert np.all(np.diff(est.loss_curve_) <= 1e-12)  # proximal steps never go up

@@ -522,6 +522,16 @@ class LBFGSResult:
     line_search_failed: bool = False
     loss_curve: list = field(default_factory=list)
 
+    def record(self, f_old, f_new, step, log):
+        """Count an accepted iteration; True (converged) when it lowered ``J`` by
+        less than ``64 * eps`` relative: as far as float64 goes."""
+        self.n_iter += 1
+        self.loss_curve.append(f_new)
+        log.epoch(self.n_iter, f_new, step)
+        if f_old - f_new <= 64 * 2.220446049250313e-16 * max(abs(f_old), abs(f_new), 1.0):
+            self.converged = True
+        return self.converged
+
 
 def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
           max_iter=100, tol=1e-4, memory=10, verbose=False, precondition=None):
@@ -566,7 +576,6 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
     f, g = fg(theta)
     result = LBFGSResult(W, b, n_evals=1)
     hist = []  # (s, y, 1 / s.y), newest last
-    eps = 64 * 2.220446049250313e-16
     log = _Progress(verbose, max_iter)
     try:
         while result.n_iter < max_iter:
@@ -620,11 +629,7 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
                     hist.pop(0)
             theta = theta + s_vec
             f_old, f, g = f, f_new, g_new
-            result.n_iter += 1
-            result.loss_curve.append(f)
-            log.epoch(result.n_iter, f, step)
-            if f_old - f <= eps * max(abs(f_old), abs(f), 1.0):
-                result.converged = True
+            if result.record(f_old, f, step, log):
                 break
     finally:
         log.close(result.converged, result.n_iter, "iterations")
@@ -789,7 +794,6 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
         parts.append(xp.reshape(xp.astype(b, xp.float64), (k, 1)))
     theta = xp.reshape(xp.concat(parts, axis=1), (-1,))
     result = LBFGSResult(W, b)
-    eps = 64 * 2.220446049250313e-16
     log = _Progress(verbose, max_iter)
     try:
         while True:
@@ -818,11 +822,7 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
                 result.converged = not result.line_search_failed
                 break
             theta = theta + step * d
-            result.n_iter += 1
-            result.loss_curve.append(f_new)
-            log.epoch(result.n_iter, f_new, step)
-            if f - f_new <= eps * max(abs(f), abs(f_new), 1.0):
-                result.converged = True
+            if result.record(f, f_new, step, log):
                 break
     finally:
         log.close(result.converged, result.n_iter, "iterations")
