@@ -86,6 +86,44 @@ def test_fused_loss_is_exact_for_huge_scores():
     assert_allclose(db, [(special.expit(z) - y).sum()], rtol=1e-15)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_softmax_gradient_of_well_fitted_rows_is_not_rounded_away(dtype, rng):
+    """Rows whose true class scores 28 above the other four: loss ``log1p(4 e^-28)``
+    ~ 3e-12 a row and ``p - y = -4 e^-28 / (1 + 4 e^-28)`` for the true class, which
+    ``log(sum exp)`` and ``p - 1`` as written round to 0 or to noise (float32: 1e-7),
+    as does summing ``log(sum exp) + top`` over rows before taking ``y.z`` away."""
+    m, n, k = 67, 7, 5  # a last tile of 3 rows, an odd k
+    y = rng.integers(0, k, m)
+    Y = encode_targets(y, k, dtype)
+    X = np.hstack([rng.standard_normal((m, n)), 28.0 * Y]).astype(dtype)
+    W = np.vstack([np.zeros((n, k)), np.eye(k)]).astype(dtype)  # scores: exactly 28 Y
+    loss, dW, db = kernels.gradient(X, Y, W, np.zeros(k, dtype), 1.0, 0.0)
+    e = math.exp(-28.0)
+    D = np.where(Y == 1, -4 * e / (1 + 4 * e), e / (1 + 4 * e))  # p - y, exactly
+    tol = 1e-6 if dtype == np.float32 else 1e-13  # float32: its exp's rounding
+    assert_allclose(float(loss), m * math.log1p(4 * e), rtol=tol)
+    assert_allclose(db, D.sum(axis=0), rtol=tol)
+    dW_r = X.astype(np.float64).T @ D
+    assert_allclose(dW, dW_r, rtol=tol, atol=tol * np.abs(dW_r).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_softmax_gradient_with_tied_top_classes(dtype, rng):
+    """W = 0 (every fit's start) ties all classes at the top; a duplicated class ties
+    two. Each tied class counts once in the normalizer."""
+    m, n, k = 10, 3, 4
+    X = rng.standard_normal((m, n)).astype(dtype)
+    Y = encode_targets(rng.integers(0, k, m), k, dtype)
+    for W in (np.zeros((n, k), dtype), np.repeat(rng.standard_normal((n, 2)), 2, 1).astype(dtype)):
+        b = np.zeros(k, dtype)
+        loss, dW, db = kernels.gradient(X, Y, W, b, 1 / m, 0.0)
+        loss_r, dW_r, db_r = loss_and_gradient(*(a.astype(np.float64) for a in (X, Y, W, b)),
+                                               1 / m, 0.0)
+        assert_allclose(float(loss), float(loss_r), rtol=RTOL[dtype])
+        assert_allclose(dW, dW_r, rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(dW_r).max())
+        assert_allclose(db, db_r, rtol=RTOL[dtype], atol=RTOL[dtype] * np.abs(db_r).max())
+
+
 def _reference_epoch(X, Y, W, b, s, perm, batch, etas, alpha):
     """The epoch in float64 NumPy, step by step on a shuffled copy: scikit-learn's SGD
     step, ``W <- max(0, 1 - eta alpha) W - eta dW_data`` with ``dW_data`` taken at the
