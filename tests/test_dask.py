@@ -106,9 +106,16 @@ def test_issue_13_and_14_options_equal_the_in_memory_fit(client, data, kw):
     X, y, dX, dy = data
     ours = _fit(LogisticRegression(**kw), dX, dy)
     mem = _fit(LogisticRegression(backend="numpy", **kw), X, y)
-    # the full batch's stopping point moves with the sums' rounding: 1e-3 there
-    rtol = 1e-3 if kw.get("tol") == 1e-8 else 1e-7
-    assert_allclose(ours.coef_, mem.coef_, rtol=rtol, atol=rtol * 1e-3)
+    if kw.get("tol") == 1e-8:
+        # where a converged full batch stops moves with the sums' rounding: compare
+        # the penalized objectives, which agree far closer than the coefficients
+        from conftest import sklearn_objective
+
+        J = [sklearn_objective(X, y, e.coef_, e.intercept_, kw["C"], l1_ratio=1.0)
+             for e in (ours, mem)]
+        assert abs(J[0] - J[1]) / J[1] < 1e-6
+    else:
+        assert_allclose(ours.coef_, mem.coef_, rtol=1e-7, atol=1e-10)
     if "penalty" in kw:
         assert np.any(mem.coef_ == 0)
         np.testing.assert_array_equal(ours.coef_ == 0, mem.coef_ == 0)
