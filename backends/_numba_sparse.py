@@ -51,23 +51,18 @@ import math
 
 import numba
 import numpy as np
-from llvmlite import binding as llvm_binding
-from llvmlite import ir
-from numba import prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import prange
 
-from ._numba import _JIT_EXACT, THREAD_CAP, _exp_nonpositive, _jit, _log1p_unit, _row
+from ._numba import (_JIT_EXACT, FOLD, THREAD_CAP, _exp_nonpositive, _jit, _log1p_unit,
+                     _prefetch, _row)
 
 __all__ = ["epoch", "gradient"]
 
 _JIT = _JIT_EXACT  # see above: no reassoc in gather loops
 BLOCK = 64  # rows per block: ~40 KB of a row's values and indices at 50 non-zeros a row
 PREFETCH = 4  # rows ahead: measured flat from 2 to 16, against 1.8x slower at 0
-# Folding ``a`` (or the L1 path's product of shrinks) into the weights below this: far
-# from float64's underflow, while a fold (O(n)) stays rare: a shrink of 1 - 1e-4 a
-# step takes 200,000 steps to get there.
-FOLD = 1e-9
+# FOLD (``_numba``): where ``a`` (or the L1 path's product of shrinks) is folded into
+# the weights.
 # Each chunk of the gradient owns a float64 ``n x k`` accumulator (beside its copy of
 # ``W``), and a chunk of fewer non-zeros than a few times that is not worth its
 # zeroing and summing; the chunks' arrays together are held under ACCUMULATOR_BYTES
@@ -75,35 +70,6 @@ FOLD = 1e-9
 # few chunks, not one for each of 64 cores).
 ACCUMULATOR_BYTES = 1 << 28
 REDUCE_BLOCK = 4096  # features per task of the accumulators' parallel sum
-
-# ``llvm.prefetch`` is named after its pointer type: ``p0`` since LLVM 17 (opaque
-# pointers only), ``p0i8`` before. Only the former is tested; on an older LLVM the
-# prefetch is left out (a slower epoch, the same results).
-_PREFETCH_INTRINSIC = "llvm.prefetch.p0" if llvm_binding.llvm_version_info[0] >= 17 else None
-
-
-@intrinsic
-def _prefetch(typingctx, arr, i):
-    """A hint to bring the cache line of ``arr[i]`` (1-d, C order, ``i`` in range)
-    into the cache; no load, no fault, no result."""
-    sig = types.void(arr, i)
-
-    def codegen(context, builder, signature, args):
-        if _PREFETCH_INTRINSIC is None:
-            return context.get_dummy_value()
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        ptr = builder.gep(ary.data, [args[1]])
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH_INTRINSIC)
-        # read, keep in all cache levels, data cache
-        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
 
 @_jit(inline="always", **_JIT)
 def _prefetch_row(data, indices, indptr, Yflat, k, r):

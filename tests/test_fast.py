@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from scipy import special
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
@@ -165,6 +165,41 @@ def test_compiled_epoch_equals_plain_steps(dtype, n_classes, batch, alpha, rng):
     assert_allclose(W1, W2, rtol=tol, atol=tol)
     assert_allclose(b1, b2, rtol=tol, atol=tol)
     assert_allclose(float(loss1), loss2, rtol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("l1", [0.0, 1e-3, 0.3])
+@pytest.mark.parametrize("shuffled", [True, False])
+def test_batch_one_epoch_equals_plain_steps(dtype, n_classes, l1, shuffled, rng):
+    """Batch 1 has its own kernel (weights as ``a V``, rows prefetched): the same
+    steps as the plain update, with the L1 proximal step, without an intercept or
+    weights, rows in order or shuffled; a shrink of 1 - 1e-3 a step over 30,000 steps
+    folds ``a`` (below 1e-9) several times on the way."""
+    m = 30_000 if l1 == 0.0 and n_classes == 2 else 1_000
+    X, Y, W, b = _problem(rng, m, 9, n_classes, dtype, spread=1.0)
+    W, b = 0.1 * W, 0.1 * b
+    perm = rng.permutation(m) if shuffled else None
+    etas = [0.5 / (t + 1) ** 0.5 for t in range(m)]
+    alpha = 1e-3 / min(etas)  # eta alpha = 1e-3 at the last step, more before
+    kw = dict(batch=1, etas=etas, mean_w=1.0, alpha=alpha, fit_intercept=False)
+    W1, b1, loss1 = kernels.epoch(X, Y, W, b, rows=perm, l1=l1, **kw)
+    order = np.arange(m) if perm is None else perm
+    Xs, Ys = X[order].astype(np.float64), Y[order].astype(np.float64)
+    W2, total = W.astype(np.float64), 0.0
+    for i in range(m):
+        loss, dW, _ = loss_and_gradient(Xs[i:i + 1], Ys[i:i + 1], W2, b.astype(np.float64),
+                                        1.0, 0.0)
+        W2 = max(0.0, 1.0 - etas[i] * alpha) * W2 - etas[i] * dW
+        W2 = np.sign(W2) * np.maximum(np.abs(W2) - etas[i] * l1, 0.0)
+        total += float(loss)
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    assert W1.dtype == dtype and b1.dtype == dtype
+    assert_allclose(W1, W2, rtol=tol, atol=tol * np.abs(W2).max())
+    assert_array_equal(b1, b)  # no intercept: b as it was
+    assert_allclose(float(loss1), total, rtol=tol)
+    if l1 == 0.3:
+        assert np.sum(W1 == 0) == np.sum(W2 == 0) > 0
 
 
 @pytest.mark.parametrize("n_classes", [2, 4])
