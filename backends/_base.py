@@ -76,6 +76,16 @@ class Backend:
         when ``l1`` is 0) and ``b <- b - eta db`` (the intercept is never penalized)."""
         return None
 
+    # Two hooks a backend may define; they are absent here on purpose, and callers
+    # test for them with ``getattr``/``hasattr`` and fall back where they are missing:
+    #
+    # ``cho_solve(A, g) -> Array | None``: ``A^-1 g`` by Cholesky for a symmetric ``A``,
+    # ``None`` where ``A`` is not positive definite (``xlogreg.optimizers._cho_solve``
+    # falls back to the array API's ``linalg``).
+    #
+    # ``free_memory() -> int | None``: bytes of memory free for this backend's arrays,
+    # ``None`` when unknown (the estimator then asks the host's ``os.sysconf``).
+
     def take_rows(self, X: Array, rows: Array) -> Array:
         """The rows ``rows`` of ``X``, a copy; sparse-aware in the backends that take
         sparse matrices (``xp.take`` refuses them)."""

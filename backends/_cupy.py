@@ -122,6 +122,38 @@ class CupyBackend(Backend):
             out.update(mean=mean, var=np.maximum(sq - mean * mean, 0.0), sq=sq)
         return out
 
+    def cho_solve(self, A, g):
+        """``A^-1 g`` by Cholesky on the device, or ``None`` where ``A`` is not positive
+        definite.
+
+        UNVERIFIED: written from CuPy's documented API (``cupy.linalg.cholesky``,
+        ``cupyx.scipy.linalg.solve_triangular``) without a GPU to run it on. CuPy's
+        ``cholesky`` does not raise on a matrix that is not positive definite unless
+        ``cupyx.errstate(linalg="raise")`` is set: it returns a factor with NaN, which
+        is checked for here (and the error caught where it does raise)."""
+        cupy = self._cupy
+        from cupyx.scipy.linalg import solve_triangular
+
+        try:
+            L = cupy.linalg.cholesky(A)
+        except Exception as err:  # LinAlgError, under NumPy's or CuPy's name
+            if "LinAlgError" in type(err).__name__ or "posit" in str(err).lower():
+                return None
+            raise
+        if not bool(cupy.isfinite(L).all()):
+            return None
+        y = solve_triangular(L, g, lower=True)
+        x = solve_triangular(L, y, lower=True, trans="T")
+        return x if bool(cupy.isfinite(x).all()) else None
+
+    def free_memory(self) -> int:
+        """Bytes free on the device: the driver's free memory plus what CuPy's memory
+        pool holds free for reuse (UNVERIFIED: ``cupy.cuda.runtime.memGetInfo`` and
+        ``MemoryPool.free_bytes``, no GPU here)."""
+        cupy = self._cupy
+        free = cupy.cuda.runtime.memGetInfo()[0]
+        return int(free + cupy.get_default_memory_pool().free_bytes())
+
     def synchronize(self) -> None:
         self._cupy.cuda.get_current_stream().synchronize()
 

@@ -210,3 +210,86 @@ def test_cupy_sparse_data_scale_equals_numpy(cupy_backend, weighted, subset):
     assert set(got) == set(ref)
     for key in ref:
         assert_allclose(np.asarray(got[key]), ref[key], rtol=1e-10, err_msg=key)  # host
+
+
+# ------------------------------------------------- linear algebra and memory hooks
+def test_numpy_cho_solve_equals_solve():
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((30, 30))
+    A = B @ B.T + 0.1 * np.eye(30)  # positive definite
+    g = rng.standard_normal(30)
+    be = backends.get_backend("numpy")
+    assert_allclose(be.cho_solve(A, g), np.linalg.solve(A, g), rtol=1e-10)
+
+
+def test_numpy_cho_solve_refuses_what_is_not_positive_definite():
+    be = backends.get_backend("numpy")
+    g = np.ones(3)
+    indefinite = np.diag([2.0, -1.0, 3.0])
+    singular = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    assert be.cho_solve(indefinite, g) is None
+    assert be.cho_solve(singular, g) is None
+    assert be.cho_solve(np.full((3, 3), np.nan), g) is None
+
+
+def test_newton_direction_uses_the_backend_cho_solve(monkeypatch):
+    """``xlogreg.optimizers`` takes the backend's own solve where there is one and
+    the array API's otherwise: both give the same direction."""
+    from xlogreg import optimizers
+
+    rng = np.random.default_rng(1)
+    B = rng.standard_normal((8, 8))
+    H, g = B @ B.T + np.eye(8), rng.standard_normal(8)
+    be = backends.get_backend("numpy")
+    calls = []
+    real = type(be).cho_solve
+    monkeypatch.setattr(type(be), "cho_solve", lambda self, A, b: calls.append(1) or real(self, A, b))
+    x = optimizers.backend_cho_solve(be, H, g)
+    assert calls
+    monkeypatch.delattr(type(be), "cho_solve")
+    assert_allclose(optimizers.backend_cho_solve(be, H, g), x, rtol=1e-10)
+
+
+def test_base_backend_leaves_the_hooks_out():
+    """Callers test for the hooks with hasattr: the base class must not claim them."""
+    assert not hasattr(backends.Backend, "cho_solve")
+    assert not hasattr(backends.Backend, "free_memory")
+
+
+def test_numpy_free_memory(monkeypatch, tmp_path):
+    from xlogreg.backends import _numpy
+
+    free = backends.get_backend("numpy").free_memory()
+    assert isinstance(free, int) and free > 0
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16000000 kB\nMemFree:   100 kB\n"
+                       "MemAvailable:    8000000 kB\n")
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(
+        meminfo if path == "/proc/meminfo" else path, *a, **k))
+    assert _numpy.host_free_memory() == 8_000_000 * 1024
+
+
+def test_numpy_free_memory_without_proc(monkeypatch):
+    """No /proc/meminfo (macOS): free pages times the page size."""
+    import os
+
+    from xlogreg.backends import _numpy
+
+    def no_proc(path, *a, **k):
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr("builtins.open", no_proc)
+    assert _numpy.host_free_memory() == os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.gpu
+def test_cupy_cho_solve_and_free_memory(cupy_backend):
+    cupy = cupy_backend._cupy
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((20, 20))
+    A, g = B @ B.T + np.eye(20), rng.standard_normal(20)
+    x = cupy_backend.cho_solve(cupy.asarray(A), cupy.asarray(g))
+    assert_allclose(cupy.asnumpy(x), np.linalg.solve(A, g), rtol=1e-8)
+    assert cupy_backend.cho_solve(cupy.asarray(np.diag([1.0, -1.0])), cupy.ones(2)) is None
+    assert cupy_backend.free_memory() > 0
