@@ -4,14 +4,19 @@ The plain ``xp`` code reads ``X`` twice per gradient (``X @ W`` then ``X.T @ dZ`
 calls a dozen NumPy functions per mini-batch step. These kernels read each row of
 ``X`` once, while it is still in cache: a block of ``BLOCK`` rows is scored, the loss
 and ``dZ`` are computed, and the block's share of ``X.T @ dZ`` is added, in one pass,
-on every core. The mini-batch kernel runs a whole epoch in compiled code, reading
-the rows of each batch through the permutation instead of copying ``X``.
+on every core (with classes: in register tiles of 4 rows x 2 classes, see
+``_scores_tile``). The mini-batch kernel runs a whole epoch in compiled code, reading
+the rows of each batch through the permutation instead of copying ``X``; batch 1 has
+its own (``_epoch1``: scikit-learn's SGD step with the weights kept as ``a V``).
+``data_scale`` and ``all_finite`` read ``X`` once, in parallel, for the statistics of
+``xlogreg.optimizers.data_scale`` and the input check.
 
 The element-wise part (``exp``, ``log1p``) is written out as polynomials so that the
 compiler can vectorize it: Numba's calls to the C library's ``exp`` are scalar, and
 at one ``exp`` and one ``log1p`` per row they cost more than reading the row. Both are
-accurate to two units in the last place of a float64; the loss and gradient are
-summed in float64 whatever the dtype of ``X``.
+accurate to two units in the last place of a float64 (the softmax's exponentials, k
+a row, are in X's dtype: float32 ones to 3 units of a float32, as its scores are);
+the loss and gradient are summed in float64 whatever the dtype of ``X``.
 
 The reference these kernels are held to is ``xlogreg.models.loss_and_gradient``.
 
@@ -19,6 +24,9 @@ A diverging fit must reach the training loop as a NaN or infinite loss, which it
 detects: the kernels never raise on arithmetic (``error_model="numpy"``: a division by
 zero gives inf or NaN, as in NumPy), and ``fastmath`` leaves out ``nnan``/``ninf``,
 under which LLVM may assume no NaN or inf ever occurs and fold such results away.
+Reassociation alone still lets it cancel ``x - x`` to 0 and reorder a careful
+``a + (b - c)``: code that looks for a NaN, or whose order of operations carries its
+accuracy, is compiled with ``_JIT_EXACT`` (and LLVM, inlining it, keeps that).
 
 Numba compiles the kernels on first use (seconds) and caches them on disk. Where it
 cannot write a cache (a read-only install and no writable home: containers, shared
@@ -796,6 +804,7 @@ def _scan(X, sw, out):
 
 
 def _chunks(m):
+    """Chunks for a parallel pass over ``m`` rows: 4 a thread, for balance."""
     if 0 < THREAD_CAP < numba.get_num_threads():
         numba.set_num_threads(THREAD_CAP)  # for the calling thread, which keeps it
     return max(1, min(4 * numba.get_num_threads(), -(-m // 1024)))
