@@ -837,22 +837,30 @@ def data_scale(X, sample_weight=None, columns=True):
     return scale
 
 
-@_jit(parallel=True, **_JIT_EXACT)
-def _finite(flat, big, chunks):
-    """Whether every value of the 1-d ``flat`` is finite (``|x| <= big``, the dtype's
-    largest: false for inf and NaN), a chunk at a time in parallel; an OR of the
-    comparisons, which vectorizes (0.07 ns a float32 on one core, in cache).
+@_jit(**_JIT_EXACT)
+def _finite_range(flat, lo, hi, big):
+    """Whether ``flat[lo:hi]`` is all finite: ``|x| <= big`` (the dtype's largest) is
+    false for inf and NaN; an OR of the comparisons, which vectorizes (0.07 ns a
+    float32 on one core, in cache).
     Without fast-math: under it LLVM may assume away the NaN this is looking for
     (it folds ``x - x`` to 0, for one)."""
+    part = flat[lo:hi]  # indices from 0 up: flat[i] with i from lo may be negative to
+    bad = False         # LLVM, and the wrap-around of negative indices scalarizes the loads
+    for i in range(part.shape[0]):
+        bad |= not (abs(part[i]) <= big)
+    return not bad
+
+
+@_jit(parallel=True, **_JIT_EXACT)
+def _finite(flat, big, chunks):
+    """Whether every value of the 1-d ``flat`` is finite, a chunk at a time in
+    parallel."""
     m = flat.shape[0]
     per = (m + chunks - 1) // chunks
-    bad = np.zeros(chunks, np.bool_)
+    ok = np.zeros(chunks, np.bool_)
     for c in prange(chunks):
-        b = False
-        for i in range(c * per, min(m, (c + 1) * per)):
-            b |= not (abs(flat[i]) <= big)
-        bad[c] = b
-    return not bad.any()
+        ok[c] = _finite_range(flat, c * per, min(m, (c + 1) * per), big)
+    return ok.all()
 
 
 def all_finite(X):
