@@ -351,8 +351,9 @@ def _accumulate(X, idx, lo, nb, d, g):
 #   GEMM that narrow is packing-bound). 1.25x of it is ~1.0 ns an element a core.
 # - this kernel: tiles 0.44 + 0.45 ns, softmax ~0.3 (exponentials 0.04, the strided
 #   reads of Y 0.12, the rest a few vectorized passes over the block), ~1.3 ns in all
-#   in cache: measured 1.8-2.0x of X @ W on the (shared, loaded) machine, against
-#   2.4-2.9x before (OpenBLAS's small GEMMs per block). Neither floor binds; the
+#   in cache, 1.5 from memory: 155 ms against X @ W's 93 (2 threads), 1.67x, at load
+#   0.9 (1.8-2.0x under load 3-7), against 2.46x before (OpenBLAS's small GEMMs per
+#   block). Neither floor binds; the
 #   tiles' overhead (horizontal sums, the tail of 100 = 96 + 4 features, the loop's
 #   latency chains) does, and Numba gives no way to write around it (no intrinsics).
 @_jit(**_JIT)
