@@ -18,7 +18,10 @@ Everyone fits the float32 data of ``test_training.py`` (standardized
 objective of scikit-learn's and xlogreg's lbfgs run to ``tol=1e-12`` on the float64
 copy of those data. scikit-learn's
 liblinear is left out: it penalizes the intercept, a different objective. Solver
-warnings (a fallback, a failed line search) are recorded with the row.
+warnings (a fallback, a failed line search) are recorded with the row. The
+scikit-learn curves run at each solver's fastest thread count on this machine
+(``peer_threads``: 1 thread or every core, tried untimed on the longest budget) and
+record it as ``threads``.
 """
 
 import statistics
@@ -150,7 +153,7 @@ def test_xlogreg_curve(benchmark, backend, solver):
 
 
 @pytest.mark.parametrize("impl", list(PEERS))
-def test_peer_curve(benchmark, impl):
+def test_peer_curve(benchmark, impl, peer_threads):
     from sklearn.linear_model import LogisticRegression as Sk
     from sklearn.linear_model import SGDClassifier
 
@@ -168,5 +171,10 @@ def test_peer_curve(benchmark, impl):
         def make(budget):
             return Sk(solver=solver, C=C, tol=0, max_iter=budget, random_state=0)
     _group(benchmark)
-    label(benchmark, "curve", impl)
-    _curve(benchmark, make, PEERS[impl], (d["X_tr"], d["y_tr"]))
+    longest = _budgets(PEERS[impl])[-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        limit, times = peer_threads.best(lambda: make(longest).fit(d["X_tr"], d["y_tr"]))
+    label(benchmark, "curve", impl, **peer_threads.info(limit, times))
+    with peer_threads.limited(limit):
+        _curve(benchmark, make, PEERS[impl], (d["X_tr"], d["y_tr"]))

@@ -2,7 +2,9 @@
 
 Every row records the penalized objective it reached (the same objective for all,
 scikit-learn's with C=1 divided by C*m) and its test accuracy, so a speed is never
-quoted without the quality bought with it.
+quoted without the quality bought with it. The CPU peers (scikit-learn, PyTorch) run
+at their fastest thread count on this machine (``peer_threads``: 1 thread or every
+core, tried untimed) and record it as ``threads``.
 """
 
 import warnings
@@ -33,10 +35,18 @@ def _record(benchmark, model, X_tr, y_tr, X_te, y_te, epochs):
                                 accuracy=accuracy, epochs=epochs)
 
 
-def _run(benchmark, fit, rounds=2):
+def _run(benchmark, fit, rounds=2, peer_threads=None, trial=None):
+    """Time ``fit``; a peer (``peer_threads`` given) at its best thread count, found
+    untimed with ``trial`` (default: ``fit`` itself) and recorded in the row."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return benchmark.pedantic(fit, rounds=rounds, iterations=1, warmup_rounds=1)
+        if peer_threads is None:
+            return benchmark.pedantic(fit, rounds=rounds, iterations=1, warmup_rounds=1)
+        limit, times = peer_threads.best(trial or fit)
+        benchmark.extra_info.update(peer_threads.info(limit, times))
+        with peer_threads.limited(limit):
+            return benchmark.pedantic(fit, rounds=rounds, iterations=1, warmup_rounds=1,
+                                      setup=peer_threads.pause_setup)
 
 
 @pytest.mark.parametrize("batch_size", CFG["batches"], ids=lambda b: f"batch{b or 'full'}")
@@ -85,18 +95,19 @@ def test_xlogreg_full_fit(benchmark, backend, batch_size):
     _record(benchmark, model, X_tr, y_tr, X_te, y_te, model.n_iter_)
 
 
-def test_sklearn_logistic_regression(benchmark):
+def test_sklearn_logistic_regression(benchmark, peer_threads):
     from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
     X_tr, X_te, y_tr, y_te = _data()
     benchmark.group = f"full fit {X_tr.shape[0]}x{X_tr.shape[1]}"
     label(benchmark, "fit", "sklearn LogisticRegression (lbfgs)")
-    model = _run(benchmark, lambda: SkLogisticRegression(C=C).fit(X_tr, y_tr), rounds=3)
+    model = _run(benchmark, lambda: SkLogisticRegression(C=C).fit(X_tr, y_tr), rounds=3,
+                 peer_threads=peer_threads)
     _record(benchmark, model, X_tr, y_tr, X_te, y_te, int(model.n_iter_[0]))
 
 
 @pytest.mark.parametrize("kind", ["epoch", "fit"])
-def test_sklearn_sgd_classifier(benchmark, kind):
+def test_sklearn_sgd_classifier(benchmark, kind, peer_threads):
     """SGDClassifier with the same penalty (alpha = 1 / (C m)): per sample, in Cython."""
     from sklearn.linear_model import SGDClassifier
 
@@ -111,13 +122,15 @@ def test_sklearn_sgd_classifier(benchmark, kind):
     else:
         benchmark.group = f"full fit {m}x{X_tr.shape[1]}"
         label(benchmark, "fit", "sklearn SGDClassifier")
-    model = _run(benchmark, lambda: SGDClassifier(**params).fit(X_tr, y_tr))
+    model = _run(benchmark, lambda: SGDClassifier(**params).fit(X_tr, y_tr),
+                 peer_threads=peer_threads)
     _record(benchmark, model, X_tr, y_tr, X_te, y_te, int(model.n_iter_))
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
-def test_torch_minibatch(benchmark, device):
-    """PyTorch peer (when installed): mini-batch 64 SGD on the same objective."""
+def test_torch_minibatch(benchmark, device, peer_threads):
+    """PyTorch peer (when installed): mini-batch 64 SGD on the same objective. On the
+    CPU at its best thread count, tried on one epoch."""
     torch = pytest.importorskip("torch")
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("skipped: no GPU")
@@ -129,7 +142,7 @@ def test_torch_minibatch(benchmark, device):
     benchmark.group = f"epoch {m}x{n} batch 64"
     label(benchmark, "epoch", f"torch {device}", batch_size=64, m=m, n=n)
 
-    def fit():
+    def fit(epochs=epochs):
         gen = torch.Generator(device=device).manual_seed(0)
         w = torch.zeros(n, device=device, requires_grad=True)
         b = torch.zeros(1, device=device, requires_grad=True)
@@ -147,7 +160,11 @@ def test_torch_minibatch(benchmark, device):
             torch.cuda.synchronize()
         return w.detach().cpu().numpy(), b.detach().cpu().numpy()
 
-    w, b = _run(benchmark, fit, rounds=1)
+    if device == "cpu":
+        w, b = _run(benchmark, fit, rounds=1, peer_threads=peer_threads,
+                    trial=lambda: fit(epochs=1))
+    else:
+        w, b = _run(benchmark, fit, rounds=1)
 
     class Fitted:
         coef_, intercept_ = w[None, :], b

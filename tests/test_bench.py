@@ -123,8 +123,58 @@ def test_report_targets_take_the_fastest_peer(tmp_path):
             "(target at most 0.25x: met)") in report
     assert "fused takes **1.500x** the time of X @ W (target at most 1.25x: missed by 1.20x)" \
         in report
-    assert "| xlogreg lbfgs (numpy) | 40 ms | 36 ms | 3 | 0.133 | 0.20 |" in report
+    # the column is against the fastest peer too, as the target line
+    assert "time / sklearn newton-cholesky" in report
+    assert "| xlogreg lbfgs (numpy) | 40 ms | 36 ms | 3 | 0.200 | 0.20 |" in report
     assert "cupy" not in report.split("## CPU fast path")[1]  # no GPU twins for CPU rows
+
+
+def test_report_best_of_ours_against_best_of_theirs_and_threads(tmp_path):
+    """Rows sharing ``best_of``: one verdict, the fastest that reached the optimum
+    against the fastest peer; peers' thread counts beside their names."""
+    group = "solvers: digits"
+
+    def row(impl, t, **extra):
+        return (group, t, {"subject": "solvers", "impl": impl, **extra})
+
+    ours = dict(best_of="xlogreg", target=0.5, threads=2,
+                versus=["sklearn lbfgs", "sklearn newton-cholesky"])
+    rows = [row("sklearn lbfgs", 0.30, threads=1, reached=True),
+            row("sklearn newton-cholesky", 0.20, threads=2, reached=True),
+            row("xlogreg lbfgs", 0.08, reached=True, **ours),
+            row("xlogreg newton", 0.06, reached=True, **ours),
+            # fastest, but short of the optimum: not the one measured
+            row("xlogreg gd", 0.01, reached=False, **ours),
+            ("other", 1.0, {"subject": "solvers", "impl": "a"})]
+    path = _result(tmp_path / "b.json", rows)
+    from xlogreg.report import load, targets
+
+    assert targets(load(path)[0]) == [(group, "xlogreg newton", "sklearn newton-cholesky",
+                                       pytest.approx(0.3), 0.5)]
+    report = render([path], tmp_path / "out").read_text()
+    assert (f"- {group}: xlogreg newton (2 threads), the fastest of xlogreg's rows takes "
+            "**0.300x** the time of sklearn newton-cholesky (2 threads) (target at most "
+            "0.5x: met)") in report
+    assert report.count(f"- {group}:") == 1
+    assert "| sklearn lbfgs (1 thread) | 300 ms |" in report
+    assert "peers at their best thread count" in report and "best thread count on" in report
+    assert "Time to the optimum by solver" in report
+
+    # none reached: the fastest is measured, and the line says so
+    rows = [r for r in rows if r[0] == group]
+    rows = [(g, t, {**e, "reached": False} if "best_of" in e else e) for g, t, e in rows]
+    lines = render([_result(tmp_path / "c.json", rows)], tmp_path / "c").read_text()
+    assert "xlogreg gd (2 threads), the fastest of xlogreg's rows (none of which reached" \
+        in lines
+
+
+def test_report_without_threads_says_nothing_of_them(tmp_path):
+    path = _result(tmp_path / "d.json", [("g", 0.1, {"subject": "cpu", "impl": "a"}),
+                                         ("g", 0.2, {"subject": "cpu", "impl": "b",
+                                                     "versus": "a", "target": 3})])
+    report = render([path], tmp_path / "out").read_text()
+    assert "## Performance targets (median times, same run)" in report
+    assert "thread" not in report
 
 
 def _tables(report):
