@@ -15,10 +15,11 @@ import warnings
 
 import numpy as np
 from array_api_compat import array_namespace, is_dask_array
-from sklearn import config_context
+from sklearn import config_context, get_config
 from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import (_check_feature_names, _check_n_features,
+                                      _check_sample_weight, validate_data)
 
 from . import backends
 from .losses import log_sigmoid, logsumexp, sigmoid, softmax
@@ -113,6 +114,25 @@ def _all_finite(X):
         return all(pool.map(block_ok, range(0, X.shape[0], step)))
 
 
+def _plain(X, y, sample_weight):
+    """Whether ``validate_data`` would pass ``(X, y)`` through unchanged and has
+    nothing to say of it: float32/float64 NumPy ``X``, 2-D, not empty, finite; integer
+    or boolean labels, 1-D, one a row; no weights. Anything else (errors and warnings
+    included) takes ``validate_data``'s own path."""
+    if type(X) is not np.ndarray or X.dtype not in FLOATS or X.ndim != 2 \
+            or X.shape[0] < 1 or X.shape[1] < 1 or sample_weight is not None:
+        return False
+    if y is not None and not (type(y) is np.ndarray and y.ndim == 1
+                              and y.shape[0] == X.shape[0] and y.dtype.kind in "iub"):
+        return False
+    if get_config()["assume_finite"]:
+        return True
+    if X.size >= PARALLEL_CHECK_SIZE:
+        return _all_finite(X)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.sum(X))) or bool(np.isfinite(X).all())
+
+
 def _unique_inverse(y):
     """``np.unique(y, return_inverse=True)`` in linear time for integer labels of a
     small range (counted, not sorted: 4,000,000 labels in a few milliseconds instead
@@ -144,6 +164,12 @@ class InMemory:
                             "use backend='numpy' for sparse X")
         if backends.input_kind(X) != "numpy":
             return self._check_device(est, X, y, sample_weight, reset)
+        if _plain(X, y, sample_weight):
+            # validate_data's checks as they apply to these arrays: a third of a
+            # small fit's time (breast cancer: 0.6 ms, its every other step 1 ms)
+            _check_feature_names(est, X, reset=reset)
+            _check_n_features(est, X, reset=reset)
+            return X, y, sample_weight
         # CSR and CSC as they are; other sparse formats become CSR (a copy)
         sparse = ["csr", "csc"]
         # large dense X: finiteness is checked here on every core, not by

@@ -657,7 +657,7 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
     W64 = xp.astype(W, xp.float64)
     ridge = xp.concat([xp.full((n,), alpha, dtype=xp.float64),
                        xp.zeros((p - n,), dtype=xp.float64)] * k)
-    H = H / S + _diag(ridge, xp)
+    H = _add_diagonal(H / S, ridge, xp)
     G = G / S + alpha * xp.concat([W64.T, xp.zeros((k, p - n), dtype=xp.float64)], axis=1)
     J = loss / S + 0.5 * alpha * float(xp.sum(W64 * W64))
     return J, xp.reshape(G, (-1,)), H
@@ -679,7 +679,9 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True):
     G = xp.zeros((k, p), dtype=xp.float64)
     loss = 0.0
     sparse = backends.is_sparse(X)
-    rows = max(1, (1 << 20) // max(1, n * k))  # 8 MiB of float64 a block, k copies
+    # 32 MiB of float64 a block for the k scaled copies of X~: large blocks for BLAS
+    # (a product's cost has a part per block, the update of the (k p)^2 result)
+    rows = max(1, (1 << 22) // max(1, p * k))
     for lo in range(0, m, rows):
         hi = min(lo + rows, m)
         Xb = X[lo:hi, ...]
@@ -700,7 +702,16 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True):
         if fit_intercept:
             parts.append(xp.reshape(xp.sum(dZ, axis=0), (k, 1)))
         G = G + xp.concat(parts, axis=1)
-        if k == 1 or sparse:
+        Xt = Xb if sparse or not fit_intercept else xp.concat(
+            [Xb, xp.ones((hi - lo, 1), dtype=xp.float64)], axis=1)
+        if k == 1 and not sparse:
+            # X~^T diag(d) X~ as R^T R, R = sqrt(d) X~ (d >= 0): one symmetric
+            # product, which BLAS (syrk) does in half the time of a general one
+            d = P[:, 0] * (1.0 - P[:, 0])
+            R = Xt * xp.reshape(xp.sqrt(xp.maximum(d if s is None else d * s, 0.0)), (-1, 1))
+            H = H + R.T @ R
+            continue
+        if sparse:
             for c in range(k):
                 for c2 in range(c, k):
                     d = P[:, c] * ((1.0 if c == c2 else 0.0) - P[:, c2])
@@ -714,13 +725,14 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True):
         # softmax, dense: sum_i s_i (diag(P_i) - P_i P_i^T) (x) x_i x_i^T as one large
         # product, A^T diag(s) A with A = [P_c x~]_c, subtracted from the block
         # diagonal X~^T diag(s P_c) X~: BLAS at its best, not k (k + 1) / 2 small calls
-        Xt = Xb if not fit_intercept else xp.concat(
-            [Xb, xp.ones((hi - lo, 1), dtype=xp.float64)], axis=1)
-        A = xp.concat([Xt * P[:, c:c + 1] for c in range(k)], axis=1)
-        As = A if s is None else A * xp.reshape(s, (-1, 1))
-        H = H - A.T @ As
+        root = None if s is None else xp.reshape(xp.sqrt(s), (-1, 1))
+        Ps = P if root is None else P * root
+        A = xp.reshape(xp.reshape(Ps, (-1, k, 1)) * xp.reshape(Xt, (-1, 1, p)), (-1, k * p))
+        H = H - A.T @ A  # symmetric: syrk, half a general product's time
+        # the k diagonal blocks X~^T diag(s P_c) X~ side by side, in one product
+        diagonal = Xt.T @ (A if root is None else A * root)
         for c in range(k):
-            H = _put(H, c * p, c * p, Xt.T @ As[:, c * p:(c + 1) * p], xp)
+            H = _put(H, c * p, c * p, diagonal[:, c * p:(c + 1) * p], xp)
     return loss, G, H
 
 
@@ -754,6 +766,17 @@ def _put(H, r, c, block, xp):
 
 def _diag(v, xp):
     return v[:, None] * xp.eye(v.shape[0], dtype=v.dtype)
+
+
+def _add_diagonal(H, v, xp):
+    """``H + diag(v)``: in place where ``H`` takes it (NumPy, CuPy: a strided view of
+    the diagonal), else through an identity matrix."""
+    try:
+        flat = xp.reshape(H, (-1,))
+        flat[:: H.shape[0] + 1] += v
+        return H
+    except (TypeError, ValueError, AttributeError):
+        return H + _diag(v, xp)
 
 
 def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
@@ -793,37 +816,59 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
     if fit_intercept:
         parts.append(xp.reshape(xp.astype(b, xp.float64), (k, 1)))
     theta = xp.reshape(xp.concat(parts, axis=1), (-1,))
+    def everything(theta):
+        result.n_evals += 1
+        Wc, bc = unpack(theta)
+        return hessian_pass(backend, X, Y, Wc, bc, alpha=alpha, sample_weight=sample_weight,
+                            fit_intercept=fit_intercept)
+
+    # softmax with intercepts: moving every class's intercept by the same amount
+    # changes nothing, so H is singular along that direction u and g is orthogonal to
+    # it; H + c u u^T is definite there and gives the same step (no u component),
+    # without a failed factorization first
+    gauge = None
+    if k > 1 and fit_intercept:
+        gauge = xp.reshape(xp.concat([xp.zeros((k, n), dtype=xp.float64),
+                                      xp.ones((k, 1), dtype=xp.float64)], axis=1), (-1,))
     result = LBFGSResult(W, b)
     log = _Progress(verbose, max_iter)
     try:
+        f, g, H = everything(theta)
         while True:
-            Wc, bc = unpack(theta)
-            f, g, H = hessian_pass(backend, X, Y, Wc, bc, alpha=alpha,
-                                   sample_weight=sample_weight, fit_intercept=fit_intercept)
-            result.n_evals += 1
             if float(xp.max(xp.abs(g))) <= tol:
                 result.converged = True
                 break
             if result.n_iter >= max_iter:
                 break
+            if gauge is not None:
+                # c: the intercepts' own curvature scale, so the factor stays well
+                # conditioned
+                H = H + (float(xp.max(xp.abs(H))) / k) * (gauge[:, None] * gauge[None, :])
             d = -backend_cho_solve(backend, H, g)
             gtd = float(xp.sum(g * d))
             if not gtd < 0:  # H numerically singular: a gradient step instead
                 d, gtd = -g, -float(xp.sum(g * g))
+            # the full step, usually taken: evaluated with its Hessian, the next
+            # iteration's, so that an accepted step costs one pass over X, not two
             step = 1.0
-            for _ in range(60):
-                f_new = value(theta + step * d)
-                result.n_evals += 1
-                if f_new <= f + 1e-4 * step * gtd:
-                    break
-                step *= 0.5
+            f_new, g_new, H_new = everything(theta + d)
+            if not f_new <= f + 1e-4 * gtd:
+                g_new = H_new = None
+                for _ in range(60):
+                    step *= 0.5
+                    f_new = value(theta + step * d)
+                    result.n_evals += 1
+                    if f_new <= f + 1e-4 * step * gtd:
+                        break
             if not f_new <= f:
                 result.line_search_failed = not float(xp.max(xp.abs(g))) <= max(tol, 1e-10)
                 result.converged = not result.line_search_failed
                 break
             theta = theta + step * d
-            if result.record(f, f_new, step, log):
+            f_old, f = f, f_new
+            if result.record(f_old, f_new, step, log):
                 break
+            g, H = (g_new, H_new) if g_new is not None else everything(theta)[1:]
     finally:
         log.close(result.converged, result.n_iter, "iterations")
     result.W, result.b = unpack(theta)
