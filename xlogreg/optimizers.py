@@ -549,7 +549,7 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
     ones do. Stops, as scikit-learn's ``lbfgs``, when ``max|grad J| <= tol``
     or when an iteration lowers ``J`` by less than ``64 * eps`` relative.
     """
-    xp = backend.xp
+    xp = backend.xp  # dot products of the 1-D float64 vectors: ``a @ b``, one call
     n, k = W.shape
     dtype = X.dtype
     S = X.shape[0] if sample_weight is None else float(xp.sum(sample_weight))
@@ -564,7 +564,7 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
         w = theta[: n * k]
         g = xp.concat([xp.reshape(xp.astype(dW, xp.float64), (-1,)) + alpha * w,
                        xp.astype(db, xp.float64)]) * mask
-        return float(loss) / S + 0.5 * alpha * float(xp.sum(w * w)), g
+        return float(loss) / S + 0.5 * alpha * float(w @ w), g
 
     def metric(v):  # P v: identity, or the standardized-coordinates preconditioner
         if precondition is None:
@@ -584,26 +584,26 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
                 break
             q, coefs = g, []
             for s, y, rho in reversed(hist):
-                a = rho * xp.sum(s * q)
+                a = rho * (s @ q)
                 q = q - a * y
                 coefs.append(a)
             if hist:
                 s, y, rho = hist[-1]
                 Py = metric(y)
-                q = metric(q) / (rho * xp.sum(y * Py))  # H0 = (s.y / y.P y) P
+                q = metric(q) / (rho * (y @ Py))  # H0 = (s.y / y.P y) P
             elif precondition is not None:
                 q = metric(q)
             for (s, y, rho), a in zip(hist, reversed(coefs)):
-                q = q + (a - rho * xp.sum(y * q)) * s
+                q = q + (a - rho * (y @ q)) * s
             d = -q
-            gtd = float(xp.sum(g * d))
+            gtd = float(g @ d)
             if not gtd < 0:  # not a descent direction: start the memory afresh
                 hist.clear()
-                d, gtd = -g, -float(xp.sum(g * g))
+                d, gtd = -g, -float(g @ g)
             # the first step moves theta by 1 in norm, whatever the units (SciPy's
             # choice); later ones take the quasi-Newton step
             step = 1.0 if hist or precondition is not None else \
-                1.0 / max(float(xp.sum(g * g)) ** 0.5, 1e-300)
+                1.0 / max(float(g @ g) ** 0.5, 1e-300)
             for _ in range(100):
                 f_new, g_new = fg(theta + step * d)
                 result.n_evals += 1
@@ -622,8 +622,8 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
                 result.converged = not result.line_search_failed
                 break
             s_vec, y_vec = step * d, g_new - g
-            sy = float(xp.sum(s_vec * y_vec))
-            if sy > 1e-12 * float(xp.sum(y_vec * y_vec)) ** 0.5 * step:
+            sy = float(s_vec @ y_vec)
+            if sy > 1e-12 * float(y_vec @ y_vec) ** 0.5 * step:
                 hist.append((s_vec, y_vec, 1.0 / sy))
                 if len(hist) > memory:
                     hist.pop(0)
