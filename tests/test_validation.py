@@ -182,3 +182,42 @@ def test_parallel_finite_check_of_large_x(monkeypatch):
         assert not _data._all_finite(Xb)
         with pytest.raises(ValueError, match="NaN or infinity"):
             LogisticRegression(backend="numpy").fit(Xb, y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_x_check_is_the_scan_of_its_scale(monkeypatch, dtype):
+    """Large X is proved finite by the scan of its scale, which training then reuses:
+    one read of X before the first epoch, the same model as with a separate check,
+    and NaN or infinity anywhere still refused before any work."""
+    from xlogreg import _data
+    from xlogreg import LogisticRegression
+    from xlogreg.backends import _numpy as numpy_backend
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((3000, 8)).astype(dtype)
+    y = (X[:, 0] + 0.5 * rng.standard_normal(3000) > 0).astype(int)
+    monkeypatch.setattr(numpy_backend, "FUSED_MIN_SIZE", 0)  # the compiled scan too
+    reference = {s: LogisticRegression(backend="numpy", solver=s).fit(X, y)
+                 for s in ("gd", "lbfgs")}  # checked, then scanned: two reads
+    monkeypatch.setattr(_data, "PARALLEL_CHECK_SIZE", 0)
+    calls = []
+    scan = numpy_backend.NumpyBackend.data_scale
+    monkeypatch.setattr(numpy_backend.NumpyBackend, "data_scale",
+                        lambda self, *a, **k: calls.append(a[0].shape) or scan(self, *a, **k))
+    for solver, ref in reference.items():
+        del calls[:]
+        model = LogisticRegression(backend="numpy", solver=solver).fit(X, y)
+        assert calls == [X.shape]  # the check's scan, and no second one
+        np.testing.assert_array_equal(model.coef_, ref.coef_)  # the same scale
+        np.testing.assert_array_equal(model.n_iter_, ref.n_iter_)
+    for bad in (np.nan, np.inf, -np.inf):
+        Xb = X.copy()
+        Xb[2345, 5] = bad
+        with pytest.raises(ValueError, match="NaN|infinity"):
+            LogisticRegression(backend="numpy").fit(Xb, y)
+    # finite values whose squares overflow float64: judged finite by the exact check
+    Xh = X.astype(np.float64)
+    Xh[10, 1] = 1e200
+    assert _data._plain(Xh, y, None)
+    with pytest.raises(ValueError, match="overflow|rescale"):
+        LogisticRegression(backend="numpy").fit(Xh, y)

@@ -443,6 +443,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             b = backend.asarray(backends.to_numpy(intercept), dtype=X.dtype)
         problem = Problem(backend, X, Y, sw if rows is None else sample_weight, rows, alpha,
                           self.fit_intercept, k, self, l1)
+        scanned, scan = getattr(data, "scan", (None, None))
+        if scanned is X and rows is None and sw is None:
+            problem._scale = scan  # the input check's read of X measured it already
         state = {"classes_": classes, "backend_": backend.name, "validation_scores_": None}
         with np.errstate(all="ignore"):  # overflow is judged on the loss, not warned
             if self.solver != "gd":
