@@ -265,17 +265,21 @@ def overhead_data():
 def _input_handling(X, y):
     """What ``fit`` does before its first epoch, as ``LogisticRegression.fit`` and
     ``_train`` do it: validate the parameters, pick the data kind, check X and y
-    (``validate_data``: dtype, finiteness), find and encode the classes, move the
-    arrays to the backend and build the targets."""
+    (dtype, finiteness), find and encode the classes, move the arrays to the backend,
+    build the targets, and measure the data's scale (``learning_rate="auto"``'s
+    step and L-BFGS's preconditioner need it; the check's scan where it made one)."""
     from xlogreg._data import data_for
 
-    est = LogisticRegression(backend="numpy", solver="gd", max_epochs=1, tol=None,
-                             learning_rate=0.1)
+    est = LogisticRegression(backend="numpy", solver="gd", max_epochs=1, tol=None)
     est._validate_params()
     data = data_for(est.backend, X, y, None)
     X, y, sample_weight = data.check(est, X, y, None, reset=True)
     classes, y_index = data.classes(y)
-    return data.prepare(X, y_index, sample_weight, int(classes.shape[0]))
+    out = data.prepare(X, y_index, sample_weight, int(classes.shape[0]))
+    scanned, scan = getattr(data, "scan", (None, None))
+    if scanned is not out[0]:
+        scan = data.backend.data_scale(out[0])
+    return out, scan
 
 
 @pytest.mark.parametrize("impl", ["X @ w (one read of X)", "fit's input handling",
@@ -284,10 +288,11 @@ def _input_handling(X, y):
 def test_fit_overhead(benchmark, overhead_data, impl, peer_threads):
     """Everything ``fit`` does besides its epochs, against one read of X by BLAS (its
     best thread count). The input handling is timed directly (``_input_handling``:
-    the steps of ``fit`` before training); the whole one-epoch fit (gd, full batch,
-    ``learning_rate=0.1``, ``tol=None``) and one call of the fused gradient are there
-    for scale: their difference is the rest of the fixed cost (set-up, the loss
-    bookkeeping, the output attributes)."""
+    the steps of ``fit`` before training, the data's scale included); the whole
+    one-epoch fit (gd, full batch, ``learning_rate=0.1``, ``tol=None``: no scale
+    needed) and one call of the fused gradient are there for scale: their
+    difference is the rest of the fixed cost (set-up, the loss bookkeeping, the
+    output attributes)."""
     X, y = overhead_data
     m = X.shape[0]
     w = np.full(100, 0.01, np.float32)

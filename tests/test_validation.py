@@ -221,3 +221,57 @@ def test_large_x_check_is_the_scan_of_its_scale(monkeypatch, dtype):
     assert _data._plain(Xh, y, None)
     with pytest.raises(ValueError, match="overflow|rescale"):
         LogisticRegression(backend="numpy").fit(Xh, y)
+
+
+def test_parameters_checked_on_every_fit_though_remembered():
+    """Valid parameter values are remembered (scikit-learn's check reads the signature
+    each call); a value changed afterwards, by set_params or by assignment, is still
+    checked, with scikit-learn's message."""
+    from xlogreg import LogisticRegression
+
+    X = np.random.default_rng(0).standard_normal((40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    est = LogisticRegression(backend="numpy").fit(X, y)
+    for name, bad in (("C", -1.0), ("solver", "sag"), ("batch_size", 0), ("tol", -1e-3),
+                      ("class_weight", "even")):
+        est = LogisticRegression(backend="numpy").fit(X, y)
+        est.set_params(**{name: bad})
+        with pytest.raises(ValueError, match=f"'{name}' parameter"):
+            est.fit(X, y)
+        setattr(est, name, bad)
+        with pytest.raises(ValueError, match=f"'{name}' parameter"):
+            est.fit(X, y)
+    # an equal value of another type is checked on its own: 1.0 == 1, but a batch
+    # size must be an integer
+    LogisticRegression(backend="numpy", batch_size=1, max_epochs=1, tol=None).fit(X, y)
+    with pytest.raises(ValueError, match="'batch_size' parameter"):
+        LogisticRegression(backend="numpy", batch_size=1.0, max_epochs=1, tol=None).fit(X, y)
+
+
+def test_plain_arrays_take_the_short_path_with_the_same_attributes():
+    """NumPy float X and integer y skip validate_data: the fitted attributes are the
+    same, a refit on an array forgets the feature names of a DataFrame, and anything
+    the short path does not cover (NaN, lists, float labels, a wrong y length) gets
+    scikit-learn's own error."""
+    pd = pytest.importorskip("pandas")
+    from xlogreg import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    y = (X[:, 0] > 0).astype(int)
+    est = LogisticRegression(backend="numpy").fit(pd.DataFrame(X, columns=list("abcd")), y)
+    assert list(est.feature_names_in_) == list("abcd")
+    est.fit(X, y)
+    assert not hasattr(est, "feature_names_in_") and est.n_features_in_ == 4
+    with pytest.raises(ValueError, match="4 features"):
+        est.predict(X[:, :3])
+    ref = LogisticRegression(backend="numpy").fit(X.tolist(), y.tolist())  # the long path
+    np.testing.assert_array_equal(est.coef_, ref.coef_)
+    Xn = X.copy()
+    Xn[5, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        LogisticRegression(backend="numpy").fit(Xn, y)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        LogisticRegression(backend="numpy").fit(X, y[:-1])
+    with pytest.raises(ValueError, match="Unknown label type"):
+        LogisticRegression(backend="numpy").fit(X, y + 0.5)

@@ -654,7 +654,7 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
     own = getattr(backend, "hessian_sums", None)
     sums = own if own is not None else functools.partial(hessian_sums, backend)
     loss, G, H = sums(X, Y, W, b, sample_weight, fit_intercept)
-    W64 = xp.astype(W, xp.float64)
+    W64 = xp.astype(W, xp.float64, copy=False)
     ridge = xp.concat([xp.full((n,), alpha, dtype=xp.float64),
                        xp.zeros((p - n,), dtype=xp.float64)] * k)
     H = _add_diagonal(H / S, ridge, xp)
@@ -674,7 +674,7 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True):
     n, k = W.shape
     m = X.shape[0]
     p = n + (1 if fit_intercept else 0)
-    W64, b64 = xp.astype(W, xp.float64), xp.astype(b, xp.float64)
+    W64, b64 = xp.astype(W, xp.float64, copy=False), xp.astype(b, xp.float64, copy=False)
     H = xp.zeros((k * p, k * p), dtype=xp.float64)
     G = xp.zeros((k, p), dtype=xp.float64)
     loss = 0.0
@@ -685,9 +685,14 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True):
     for lo in range(0, m, rows):
         hi = min(lo + rows, m)
         Xb = X[lo:hi, ...]
-        Xb = Xb.astype("float64") if sparse else xp.astype(Xb, xp.float64)
-        Yb = xp.astype(Y[lo:hi, ...], xp.float64)
-        s = None if sample_weight is None else xp.astype(sample_weight[lo:hi], xp.float64)
+        # no copies of float64 data: small problems run many passes, each a few copies
+        if sparse:  # (CuPy's sparse astype has no copy argument)
+            Xb = Xb if Xb.dtype == "float64" else Xb.astype("float64")
+        else:
+            Xb = xp.astype(Xb, xp.float64, copy=False)
+        Yb = xp.astype(Y[lo:hi, ...], xp.float64, copy=False)
+        s = None if sample_weight is None else \
+            xp.astype(sample_weight[lo:hi], xp.float64, copy=False)
         Z = Xb @ W64 + b64
         if k == 1:
             L, dZ = binary_loss_and_dz(Z, Yb, xp)
@@ -702,15 +707,16 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True):
         if fit_intercept:
             parts.append(xp.reshape(xp.sum(dZ, axis=0), (k, 1)))
         G = G + xp.concat(parts, axis=1)
-        Xt = Xb if sparse or not fit_intercept else xp.concat(
-            [Xb, xp.ones((hi - lo, 1), dtype=xp.float64)], axis=1)
         if k == 1 and not sparse:
             # X~^T diag(d) X~ as R^T R, R = sqrt(d) X~ (d >= 0): one symmetric
             # product, which BLAS (syrk) does in half the time of a general one
             d = P[:, 0] * (1.0 - P[:, 0])
-            R = Xt * xp.reshape(xp.sqrt(xp.maximum(d if s is None else d * s, 0.0)), (-1, 1))
+            r = xp.reshape(xp.sqrt(xp.maximum(d if s is None else d * s, 0.0)), (-1, 1))
+            R = xp.concat([Xb * r, r], axis=1) if fit_intercept else Xb * r
             H = H + R.T @ R
             continue
+        Xt = Xb if sparse or not fit_intercept else xp.concat(
+            [Xb, xp.ones((hi - lo, 1), dtype=xp.float64)], axis=1)
         if sparse:
             for c in range(k):
                 for c2 in range(c, k):
