@@ -275,3 +275,12 @@ def test_plain_arrays_take_the_short_path_with_the_same_attributes():
         LogisticRegression(backend="numpy").fit(X, y[:-1])
     with pytest.raises(ValueError, match="Unknown label type"):
         LogisticRegression(backend="numpy").fit(X, y + 0.5)
+    # whole-number float labels (benchopt's -1.0, 1.0) take the short path too
+    signed = LogisticRegression(backend="numpy").fit(X, 2.0 * y - 1.0)
+    np.testing.assert_array_equal(signed.classes_, [-1.0, 1.0])
+    np.testing.assert_array_equal(signed.coef_, ref.coef_)
+    for bad in (np.nan, np.inf):
+        yb = (2.0 * y - 1.0)
+        yb[3] = bad
+        with pytest.raises(ValueError, match="NaN|infinity|Unknown label"):
+            LogisticRegression(backend="numpy").fit(X, yb)

@@ -116,8 +116,8 @@ def _all_finite(X):
 
 def _plain(X, y, sample_weight, data=None):
     """Whether ``validate_data`` would pass ``(X, y)`` through unchanged and has
-    nothing to say of it: float32/float64 NumPy ``X``, 2-D, not empty, finite; integer
-    or boolean labels, 1-D, one a row; no weights. Anything else (errors and warnings
+    nothing to say of it: float32/float64 NumPy ``X``, 2-D, not empty, finite; integer,
+    boolean or whole-number float labels, 1-D, one a row; no weights. Anything else (errors and warnings
     included) takes ``validate_data``'s own path.
 
     Large ``X`` for fitting is proved finite by the backend's one-pass scan of the
@@ -128,8 +128,12 @@ def _plain(X, y, sample_weight, data=None):
             or X.shape[0] < 1 or X.shape[1] < 1 or sample_weight is not None:
         return False
     if y is not None and not (type(y) is np.ndarray and y.ndim == 1
-                              and y.shape[0] == X.shape[0] and y.dtype.kind in "iub"):
+                              and y.shape[0] == X.shape[0] and y.dtype.kind in "iubf"):
         return False
+    if y is not None and y.dtype.kind == "f":  # labels as floats (-1.0, 1.0): whole
+        with np.errstate(invalid="ignore"):   # numbers, or scikit-learn's error
+            if not (bool(np.isfinite(y).all()) and bool(np.all(y == np.trunc(y)))):
+                return False
     if get_config()["assume_finite"]:
         return True
     if X.size >= PARALLEL_CHECK_SIZE:
