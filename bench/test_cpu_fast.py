@@ -319,25 +319,43 @@ def test_fit_overhead(benchmark, overhead_data, impl, peer_threads):
                            iterations=1, warmup_rounds=1)
 
 
-@pytest.mark.parametrize("impl", ["sklearn LogisticRegression().fit",
-                                  "xlogreg LogisticRegression().fit"])
+SMALL_FITS = {  # impl -> (library, parameters); "one iteration": the fixed cost
+    "sklearn LogisticRegression().fit": ("sklearn", {}),
+    "xlogreg LogisticRegression().fit": ("xlogreg", {}),
+    "xlogreg LogisticRegression(solver='newton').fit": ("xlogreg", {"solver": "newton"}),
+    "sklearn, one iteration": ("sklearn", {"max_iter": 1}),
+    "xlogreg, one iteration": ("xlogreg", {"max_epochs": 1}),
+    "xlogreg newton, one iteration": ("xlogreg", {"solver": "newton", "max_epochs": 1}),
+}
+
+
+@pytest.mark.parametrize("impl", list(SMALL_FITS))
 def test_small_fit(benchmark, impl, peer_threads):
-    """The fixed cost of a small fit: the defaults on standardized breast cancer
-    (569 x 30), in-process and warm (after untimed fits: imports, first calls)."""
+    """A small fit on standardized breast cancer (569 x 30), in-process and warm
+    (after untimed fits: imports, first calls). Two groups: the defaults to the end
+    (xlogreg's default ``gd`` and its ``newton`` against scikit-learn's ``lbfgs``), and
+    the fixed cost, a fit stopped after one iteration (``max_iter=1``,
+    ``max_epochs=1``): validation, set-up, one step and the fitted attributes."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression as Sk
     from sklearn.preprocessing import StandardScaler
 
     X, y = load_breast_cancer(return_X_y=True)
     X = StandardScaler().fit_transform(X)
-    make = Sk if impl.startswith("sklearn") else LogisticRegression
-    limit, info = None, dict(versus="sklearn LogisticRegression().fit", target=1.0)
+    library, params = SMALL_FITS[impl]
+    one = "one iteration" in impl
+    peer = ("sklearn, one iteration" if one else "sklearn LogisticRegression().fit")
+    make = (lambda: Sk(**params)) if library == "sklearn" else \
+        (lambda: LogisticRegression(**params))
+    limit, info = None, dict(versus=peer, target=1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if impl.startswith("sklearn"):
+        if library == "sklearn":
             limit, times = peer_threads.best(lambda: make().fit(X, y), runs=5)
             info = peer_threads.info(limit, times)
-        benchmark.group = f"small fit: breast cancer {X.shape[0]}x{X.shape[1]} standardized, warm"
+        what = "fixed cost (one iteration)" if one else "to the end, defaults"
+        benchmark.group = (f"small fit: breast cancer {X.shape[0]}x{X.shape[1]} "
+                           f"standardized, warm, {what}")
         label(benchmark, "cpu", impl, m=X.shape[0], n=X.shape[1], **info)
         with peer_threads.limited(limit):
             model = benchmark.pedantic(lambda: make().fit(X, y), setup=peer_threads.pause_setup,
