@@ -792,35 +792,18 @@ def _scan(X, sw, out):
             w2 = (np.float64(sw[i + 2]) if sw.shape[0] else 1.0) if q > 2 else 0.0
             w3 = (np.float64(sw[i + 3]) if sw.shape[0] else 1.0) if q > 3 else 0.0
             n0 = n1 = n2 = n3 = 0.0
-            if q == 4 and not sw.shape[0]:
-                # unweighted and a full group: sums, not products with weights of 1
-                # (the loop is bound by its arithmetic on two cores: 5 operations an
-                # element instead of 7.5)
-                for j in range(n):
-                    a0 = np.float64(r0[j])
-                    a1 = np.float64(r1[j])
-                    a2 = np.float64(r2[j])
-                    a3 = np.float64(r3[j])
-                    q0, q1, q2, q3 = a0 * a0, a1 * a1, a2 * a2, a3 * a3
-                    n0 += q0
-                    n1 += q1
-                    n2 += q2
-                    n3 += q3
-                    s1[j] += (a0 + a1) + (a2 + a3)
-                    s2[j] += (q0 + q1) + (q2 + q3)
-            else:
-                for j in range(n):
-                    a0 = np.float64(r0[j])
-                    a1 = np.float64(r1[j])
-                    a2 = np.float64(r2[j])
-                    a3 = np.float64(r3[j])
-                    q0, q1, q2, q3 = a0 * a0, a1 * a1, a2 * a2, a3 * a3
-                    n0 += q0
-                    n1 += q1
-                    n2 += q2
-                    n3 += q3
-                    s1[j] += w0 * a0 + w1 * a1 + w2 * a2 + w3 * a3
-                    s2[j] += w0 * q0 + w1 * q1 + w2 * q2 + w3 * q3
+            for j in range(n):
+                a0 = np.float64(r0[j])
+                a1 = np.float64(r1[j])
+                a2 = np.float64(r2[j])
+                a3 = np.float64(r3[j])
+                q0, q1, q2, q3 = a0 * a0, a1 * a1, a2 * a2, a3 * a3
+                n0 += q0
+                n1 += q1
+                n2 += q2
+                n3 += q3
+                s1[j] += w0 * a0 + w1 * a1 + w2 * a2 + w3 * a3
+                s2[j] += w0 * q0 + w1 * q1 + w2 * q2 + w3 * q3
             for u in range(q):
                 w = w0 if u == 0 else w1 if u == 1 else w2 if u == 2 else w3
                 v = w * ((n0 if u == 0 else n1 if u == 1 else n2 if u == 2 else n3) + 1.0)

@@ -194,6 +194,12 @@ def data_scale(backend, X, sample_weight=None, rows=None, columns=True):
             "max_row": top * m / total_w, "mean_row": norm_sum / total_w}
 
 
+def _vdot(a, b, xp):
+    """``sum(a * b)`` as one call (``@`` of the flattened arrays): the line search's
+    dot products are many, and small."""
+    return xp.reshape(a, (-1,)) @ xp.reshape(b, (-1,))
+
+
 class LineSearch:
     """Full-batch gradient descent in standardized coordinates, with a backtracking
     line search: the automatic step of ``batch_size=None``.
@@ -238,7 +244,8 @@ class LineSearch:
         xp = self.backend.xp
         loss, dW, db = fast_loss_and_gradient(self.backend, self.X, self.Y, W, b,
                                               1.0 / self.S, self.alpha, self.sw)
-        J = float(loss) / self.S + 0.5 * self.alpha * float(xp.sum(xp.astype(W, xp.float64) ** 2))
+        W64 = xp.astype(W, xp.float64, copy=False)
+        J = float(loss) / self.S + 0.5 * self.alpha * float(_vdot(W64, W64, xp))
         return J, xp.astype(dW, xp.float64), xp.astype(db, xp.float64)
 
     def _h(self, W):
@@ -254,7 +261,7 @@ class LineSearch:
             db = gb / self.c - xp.matmul(self.mean, dW)
         else:
             dW, db = gW * self.inv_D, gb * 0.0
-        return dW, db, float(xp.sum(gW * dW) + xp.sum(gb * db))
+        return dW, db, float(_vdot(gW, dW, xp) + _vdot(gb, db, xp))
 
     def _reach(self, W, b, gW, gb, eta):
         """Where a step of size ``eta`` from ``(W, b)`` (float64) lands, and the
@@ -268,11 +275,11 @@ class LineSearch:
         # the centred intercept moves by -eta g_b / c whatever the weights do
         b_new = b - eta * db + xp.matmul(self.mean, -eta * dW - step_W) \
             if self.fit_intercept else b
-        norm = float(xp.sum(self.D * step_W * step_W))
+        norm = float(_vdot(self.D * step_W, step_W, xp))
         if self.fit_intercept:
             centred = (b_new - b) + xp.matmul(self.mean, step_W)
-            norm += self.c * float(xp.sum(centred * centred))
-        return W_new, b_new, float(xp.sum(gW * step_W) + xp.sum(gb * (b_new - b))), norm
+            norm += self.c * float(_vdot(centred, centred, xp))
+        return W_new, b_new, float(_vdot(gW, step_W, xp) + _vdot(gb, b_new - b, xp)), norm
 
     def optimality(self, W, b):
         """``(F, decrease / F)``: the objective at ``(W, b)``, and the decrease a unit
