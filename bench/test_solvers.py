@@ -109,7 +109,7 @@ SMOKE = ("breast cancer standardized", "tall float32 C=1", "wide float64 C=0.01"
          "multinomial float64 C=1")
 DATASETS = {d[0]: d for d in _datasets() if SIZE != "smoke" or d[0] in SMOKE}
 # XLOGREG_SOLVERS_SETS="tall float32 C=1,tall float64 C=1": only these data sets (the
-# full run in parts, one process each: see bench/README or the module's docstring)
+# full run in parts, one process each: see the module's docstring)
 if os.environ.get("XLOGREG_SOLVERS_SETS"):
     _only = [name.strip() for name in os.environ["XLOGREG_SOLVERS_SETS"].split(",")]
     DATASETS = {k: v for k, v in DATASETS.items() if k in _only}
