@@ -705,6 +705,23 @@ def _step_dz(z, y, s, d):
     return s * (_log1p_positive(rest) + (top - yz))
 
 
+@_jit(inline="always", **_JIT_EXACT)
+def _shrink(V, a, decay):
+    """The L2 step on weights kept as ``W = a V``: ``a`` times ``max(0, 1 - decay)``,
+    an O(1) update, with ``a`` folded into ``V`` when every weight is wiped out or it
+    falls below ``FOLD`` (before ``1 / a`` blows the steps on ``V`` up towards
+    overflow); returns the new ``a``."""
+    shrink = max(0.0, 1.0 - decay)
+    a *= shrink
+    if shrink == 0.0:  # O(n), as is the fold below
+        V[:] = 0.0
+        a = 1.0
+    elif a < FOLD:
+        V *= a
+        a = 1.0
+    return a
+
+
 @_jit(**_JIT)
 def _epoch1(X, Y, sw, idx, etas, mean_w, alpha, l1, fit_intercept, V, b):
     """``_epoch`` at batch 1, the weights kept as ``W = a V`` (``V`` float64 of shape
@@ -738,14 +755,7 @@ def _epoch1(X, Y, sw, idx, etas, mean_w, alpha, l1, fit_intercept, V, b):
         total += _step_dz(z, y, sw[r] if sw.shape[0] else 1.0, d)
         eta = etas[s]
         step = eta / mean_w  # the batch of one row: scale = 1 / mean_w
-        shrink = max(0.0, 1.0 - eta * alpha)
-        a *= shrink
-        if shrink == 0.0:  # every weight is wiped out (O(n), as is the fold below)
-            V[:] = 0.0
-            a = 1.0
-        elif a < FOLD:  # before 1 / a blows the steps on V up towards overflow
-            V *= a
-            a = 1.0
+        a = _shrink(V, a, eta * alpha)
         for c in range(k):
             vc = V[c]
             u = -step * d[c] / a

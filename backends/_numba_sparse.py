@@ -54,7 +54,7 @@ import numpy as np
 from numba import prange
 
 from ._numba import (_JIT_EXACT, FOLD, THREAD_CAP, _exp_nonpositive, _jit, _log1p_unit,
-                     _prefetch, _row)
+                     _prefetch, _row, _shrink)
 
 __all__ = ["epoch", "gradient"]
 
@@ -317,14 +317,7 @@ def _epoch_l2(data, indices, indptr, Y, sw, idx, batch, etas, mean_w, alpha,
                            b, z, e, bits, D, gb)
         eta = etas[s]
         scale = 1.0 / ((stop - start) * mean_w)
-        shrink = max(0.0, 1.0 - eta * alpha)
-        a *= shrink
-        if shrink == 0.0:  # every weight is wiped out (O(n), as is the fold below)
-            V[:] = 0.0
-            a = 1.0
-        elif a < FOLD:  # before 1 / a blows the steps on V up towards overflow
-            V *= a
-            a = 1.0
+        a = _shrink(V, a, eta * alpha)
         _scatter(data, indices, indptr, Yflat, idx, start, stop, D, 0, -eta * scale / a, V,
                  0, spill)
         if fit_intercept:

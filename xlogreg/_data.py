@@ -116,9 +116,9 @@ def _all_finite(X):
 
 def _plain(X, y, sample_weight, data=None):
     """Whether ``validate_data`` would pass ``(X, y)`` through unchanged and has
-    nothing to say of it: float32/float64 NumPy ``X``, 2-D, not empty, finite; integer,
-    boolean or whole-number float labels, 1-D, one a row; no weights. Anything else (errors and warnings
-    included) takes ``validate_data``'s own path.
+    nothing to say of it: float32/float64 NumPy ``X``, 2-D, not empty, finite;
+    integer, boolean or whole-number float labels, 1-D, one a row; no weights.
+    Anything else (errors and warnings included) takes ``validate_data``'s own path.
 
     Large ``X`` for fitting is proved finite by the backend's one-pass scan of the
     data's scale (``data_scale``: a square sums to a finite value only if the entry is

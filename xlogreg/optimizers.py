@@ -894,7 +894,6 @@ def backend_cho_solve(backend, H, g):
     along one direction, which the gradient never has a component in), a ridge
     growing from ``1e-12`` of ``H``'s scale makes it definite."""
     xp = backend.xp
-    scale = float(xp.max(xp.abs(H))) or 1.0
     ridge = 0.0
     eye = None
     for _ in range(12):
@@ -902,8 +901,11 @@ def backend_cho_solve(backend, H, g):
         x = _cho_solve(backend, A, g)
         if x is not None:
             return x
-        eye = xp.eye(H.shape[0], dtype=H.dtype) if eye is None else eye
-        ridge = scale * 1e-12 if ridge == 0.0 else ridge * 100.0
+        if eye is None:  # the first failure: H's scale, read only where it is needed
+            eye = xp.eye(H.shape[0], dtype=H.dtype)
+            ridge = (float(xp.max(xp.abs(H))) or 1.0) * 1e-12
+        else:
+            ridge *= 100.0
     return xp.linalg.solve(H + ridge * eye, g)
 
 
