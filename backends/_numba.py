@@ -776,11 +776,12 @@ def _scan(X, sw, out):
     """One read of ``X``, in ``out.shape[0]`` chunks of rows run in parallel; chunk
     ``c`` writes into ``out[c]``: ``[sum_i s_i x_i (n) | sum_i s_i x_i^2 (n) | max_i
     s_i (||x_i||^2 + 1) | sum_i s_i (||x_i||^2 + 1) | sum_i s_i]``, all in float64
-    (the squares of float32 values cannot overflow there). Four rows at a time, so
-    that the column sums are loaded and stored once per four rows: the loop is then
-    bound by reading X, not by the stores. A NaN or inf in X makes its row's norm,
-    and so the sum of norms, NaN or inf (a weight of 0 included: 0 inf is NaN); so do
-    float64 values whose squares overflow."""
+    (the squares of float32 values cannot overflow there). ``sw=None`` compiles a
+    version without weights. One row at a time: a loop the compiler vectorizes whole
+    (83 against 72 ms at 4,000,000 x 100 float32 for the four-rows-at-a-time form it
+    replaced; ``X @ w`` takes 67). A NaN or inf in X makes its row's norm, and so the
+    sum of norms, NaN or inf (a weight of 0 included: 0 inf is NaN); so do float64
+    values whose squares overflow."""
     m, n = X.shape
     chunks = out.shape[0]
     per = (m + chunks - 1) // chunks
@@ -790,36 +791,20 @@ def _scan(X, sw, out):
         top = 0.0
         total = 0.0
         wsum = 0.0
-        lo, hi = c * per, min(m, (c + 1) * per)
-        for i in range(lo, hi, 4):
-            q = min(4, hi - i)
-            r0 = X[i]
-            r1 = X[i + min(1, q - 1)]  # a last group of fewer rows repeats its last
-            r2 = X[i + min(2, q - 1)]  # row, with weight 0
-            r3 = X[i + min(3, q - 1)]
-            w0 = np.float64(sw[i]) if sw.shape[0] else 1.0
-            w1 = (np.float64(sw[i + 1]) if sw.shape[0] else 1.0) if q > 1 else 0.0
-            w2 = (np.float64(sw[i + 2]) if sw.shape[0] else 1.0) if q > 2 else 0.0
-            w3 = (np.float64(sw[i + 3]) if sw.shape[0] else 1.0) if q > 3 else 0.0
-            n0 = n1 = n2 = n3 = 0.0
+        for i in range(c * per, min(m, (c + 1) * per)):
+            row = X[i]
+            w = 1.0 if sw is None else np.float64(sw[i])
+            norm = 0.0
             for j in range(n):
-                a0 = np.float64(r0[j])
-                a1 = np.float64(r1[j])
-                a2 = np.float64(r2[j])
-                a3 = np.float64(r3[j])
-                q0, q1, q2, q3 = a0 * a0, a1 * a1, a2 * a2, a3 * a3
-                n0 += q0
-                n1 += q1
-                n2 += q2
-                n3 += q3
-                s1[j] += w0 * a0 + w1 * a1 + w2 * a2 + w3 * a3
-                s2[j] += w0 * q0 + w1 * q1 + w2 * q2 + w3 * q3
-            for u in range(q):
-                w = w0 if u == 0 else w1 if u == 1 else w2 if u == 2 else w3
-                v = w * ((n0 if u == 0 else n1 if u == 1 else n2 if u == 2 else n3) + 1.0)
-                top = max(top, v)
-                total += v
-                wsum += w
+                a = np.float64(row[j])
+                q = a * a
+                norm += q
+                s1[j] += w * a
+                s2[j] += w * q
+            v = w * (norm + 1.0)
+            top = max(top, v)
+            total += v
+            wsum += w
         out[c, :n] = s1
         out[c, n: 2 * n] = s2
         out[c, 2 * n] = top
@@ -843,8 +828,7 @@ def data_scale(X, sample_weight=None, columns=True):
     so, nothing falls back."""
     m, n = X.shape
     out = np.empty((_chunks(m), 2 * n + 3))
-    sw = _none(X.dtype) if sample_weight is None else sample_weight
-    _scan(X, sw, out)
+    _scan(X, sample_weight, out)
     s1 = out[:, :n].sum(axis=0)
     s2 = out[:, n: 2 * n].sum(axis=0)
     top, total_norm = float(out[:, 2 * n].max()), float(out[:, 2 * n + 1].sum())

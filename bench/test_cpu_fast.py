@@ -283,6 +283,7 @@ def _input_handling(X, y):
 
 
 @pytest.mark.parametrize("impl", ["X @ w (one read of X)", "fit's input handling",
+                                  "its scan of the data's scale (the finiteness check)",
                                   "fused gradient (one epoch's work)",
                                   "fit, one full-batch epoch"])
 def test_fit_overhead(benchmark, overhead_data, impl, peer_threads):
@@ -304,6 +305,10 @@ def test_fit_overhead(benchmark, overhead_data, impl, peer_threads):
     elif impl.startswith("fit's"):
         fn = lambda: _input_handling(X, y)  # noqa: E731
         info = dict(versus="X @ w (one read of X)", target=1.0)
+    elif impl.startswith("its scan"):
+        _kernels_or_skip()
+        fn = lambda: numpy_backend.numba_kernels().data_scale(X)  # noqa: E731
+        info = dict(versus="X @ w (one read of X)")
     elif impl.startswith("fused"):
         _kernels_or_skip()
         Y = encode_targets(y, 2, np.float32)

@@ -158,12 +158,33 @@ def test_linear_time_classes_equal_np_unique():
     rng = np.random.default_rng(0)
     for y in [rng.integers(-3, 5, 1000), rng.integers(0, 2, 10_000).astype(np.int8),
               np.array([True, False, True]), rng.integers(3, 10, 100).astype(np.uint8),
-              np.array([5, 5, 7], dtype=np.int32), np.array([0, 10**12, 10**12])]:
+              np.array([5, 5, 7], dtype=np.int32), np.array([0, 10**12, 10**12]),
+              rng.integers(0, 3, 100), np.array([0, 1, 3])]:
+        kept = y.copy()
         classes, index = _unique_inverse(y)
         ref_classes, ref_index = np.unique(y, return_inverse=True)
         np.testing.assert_array_equal(classes, ref_classes)
         assert classes.dtype == ref_classes.dtype
         np.testing.assert_array_equal(index, ref_index.ravel())
+        assert index.dtype == ref_index.dtype
+        np.testing.assert_array_equal(y, kept)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fit_leaves_the_labels_as_they_were():
+    """Labels 0..k-1 are their own class indices (no copy is made of them): training
+    must not write into them."""
+    from xlogreg import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((300, 4))
+    for k in (2, 3):
+        y = rng.integers(0, k, 300)
+        kept = y.copy()
+        for solver in ("gd", "lbfgs", "newton"):
+            LogisticRegression(solver=solver, batch_size=None if solver != "gd" else 32,
+                               max_epochs=5).fit(X, y)
+            np.testing.assert_array_equal(y, kept)
 
 
 def test_parallel_finite_check_of_large_x(monkeypatch):
