@@ -157,7 +157,8 @@ def _unique_inverse(y):
         lo, hi = int(y.min()), int(y.max())
         if hi - lo < 1 << 20:
             shifted = (y - lo).astype(np.intp, copy=False) if lo else y.astype(np.intp, copy=False)
-            present = np.flatnonzero(np.bincount(shifted, minlength=hi - lo + 1))
+            present = (np.arange(hi - lo + 1) if hi - lo < 2  # the min and max only
+                       else np.flatnonzero(np.bincount(shifted, minlength=hi - lo + 1)))
             if present.shape[0] == hi - lo + 1:  # every label in the range: y - lo
                 return (present + lo).astype(y.dtype), shifted  # (0/1 labels: y itself)
             lookup = np.zeros(hi - lo + 1, np.intp)
