@@ -195,8 +195,13 @@ def data_scale(backend, X, sample_weight=None, rows=None, columns=True):
 
 
 def _vdot(a, b, xp):
-    """``sum(a * b)`` as one call (``@`` of the flattened arrays): the line search's
-    dot products are many, and small."""
+    """``sum(a * b)`` for real arrays of any shape, as one call: the line search's
+    dot products are many, and small (7 an evaluation; NumPy's ``vdot`` takes 0.7 us
+    where two ``reshape`` calls and ``@`` take 3). The array API has no ``vdot``:
+    ``@`` of the flattened arrays there."""
+    vdot = getattr(xp, "vdot", None)  # NumPy, CuPy, Dask
+    if vdot is not None:
+        return vdot(a, b)
     return xp.reshape(a, (-1,)) @ xp.reshape(b, (-1,))
 
 
