@@ -202,39 +202,27 @@ def _from_bits(typingctx, like, bits):
 _PREFETCH_INTRINSIC = "llvm.prefetch.p0" if llvm_binding.llvm_version_info[0] >= 17 else None
 
 
-def _prefetcher(locality):
-    """An intrinsic ``prefetch(arr, i)``: a hint to bring the cache line of ``arr[i]``
-    (1-d, C order, ``i`` in range) into the cache; no load, no fault, no result.
-    ``locality`` 3 keeps it in every level down to L1, 2 down to L2."""
+@intrinsic
+def _prefetch(typingctx, arr, i):
+    """A hint to bring the cache line of ``arr[i]`` (1-d, C order, ``i`` in range)
+    into the cache; no load, no fault, no result."""
+    sig = types.void(arr, i)
 
-    @intrinsic
-    def prefetch(typingctx, arr, i):
-        sig = types.void(arr, i)
-
-        def codegen(context, builder, signature, args):
-            if _PREFETCH_INTRINSIC is None:
-                return context.get_dummy_value()
-            aryty = signature.args[0]
-            ary = context.make_array(aryty)(context, builder, args[0])
-            ptr = builder.gep(ary.data, [args[1]])
-            i8p = ir.IntType(8).as_pointer()
-            i32 = ir.IntType(32)
-            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-            fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH_INTRINSIC)
-            # a read, of data
-            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(locality), i32(1)])
+    def codegen(context, builder, signature, args):
+        if _PREFETCH_INTRINSIC is None:
             return context.get_dummy_value()
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH_INTRINSIC)
+        # read, keep in all cache levels, data cache
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
 
-        return sig, codegen
-
-    return prefetch
-
-
-_prefetch = _prefetcher(3)  # a row needed a few rows from now (batch 1)
-# the next block's rows, read while this block is finished from L2: the reads of X
-# go on while the block's other work runs (the fused gradient: 2M x 100 float32,
-# 50 against 83 ms; into L1 instead, 58)
-_prefetch_l2 = _prefetcher(2)
+    return sig, codegen
 
 
 
@@ -349,17 +337,10 @@ def _scores(X, idx, lo, nb, w, b0, z):
 
 
 @_jit(**_JIT)
-def _accumulate(X, idx, lo, nb, d, g, ahead):
-    """``g += sum_i d[i] X[row lo+i]``; asks for the next ``ahead`` rows (contiguous
-    X) to be brought into the cache meanwhile, one for each row done."""
+def _accumulate(X, idx, lo, nb, d, g):
+    """``g += sum_i d[i] X[row lo+i]``."""
     n = g.shape[0]
-    line = 64 // X.itemsize
-    m = X.shape[0]
     for i in range(nb):
-        if i < ahead and lo + nb + i < m:
-            nxt = X[lo + nb + i]
-            for q in range(0, n, line):
-                _prefetch_l2(nxt, q)
         row = X[_row(idx, lo + i)]
         di = d[i]
         for j in range(n):
@@ -388,9 +369,7 @@ def _accumulate(X, idx, lo, nb, d, g, ahead):
 #   reads of Y 0.12, the rest a few vectorized passes over the block), ~1.3 ns in all
 #   in cache, 1.5 from memory: 155 ms against X @ W's 93 (2 threads), 1.67x, at load
 #   0.9 (1.8-2.0x under load 3-7), against 2.46x before (OpenBLAS's small GEMMs per
-#   block). Later, the next block's rows prefetched into L2 while this block's
-#   products are summed (``_accumulate_tile``): 159 against 189 ms, X @ W 109, in
-#   one run with a pause before each call. Neither floor binds; the
+#   block). Neither floor binds; the
 #   tiles' overhead (horizontal sums, the tail of 100 = 96 + 4 features, the loop's
 #   latency chains) does, and Numba gives no way to write around it (no intrinsics).
 @_jit(**_JIT)
@@ -442,19 +421,11 @@ def _scores_tile(X, idx, lo, nb, Wt, b, z):
 
 
 @_jit(**_JIT)
-def _accumulate_tile(X, idx, lo, nb, d, Gblk, ahead):
-    """``Gblk[c] += sum_i d[c*nb + i] X[row lo+i]`` (``d`` class-major); asks for the
-    next ``ahead`` rows (contiguous X) meanwhile, as ``_accumulate`` does."""
+def _accumulate_tile(X, idx, lo, nb, d, Gblk):
+    """``Gblk[c] += sum_i d[c*nb + i] X[row lo+i]`` (``d`` class-major)."""
     k, n = Gblk.shape
     zero = d[0] * np.float32(0)
-    line = 64 // X.itemsize
-    m = X.shape[0]
     for i in range(0, nb, 4):
-        for u in range(i, min(i + 4, ahead)):
-            if lo + nb + u < m:
-                nxt = X[lo + nb + u]
-                for t in range(0, n, line):
-                    _prefetch_l2(nxt, t)
         q = min(4, nb - i)
         r0 = X[_row(idx, lo + i)]
         r1 = X[_row(idx, lo + i + min(1, q - 1))]  # rows past the block: weight 0
@@ -516,7 +487,7 @@ def _binary_block(X, y, sw, idx, lo, hi, Wt, b, z, e, bits, d, Gblk, g):
         gb += di
         d[i] = di
     Gblk[:] = 0
-    _accumulate(X, idx, lo, nb, d, Gblk[0], 0 if idx.shape[0] else nb)
+    _accumulate(X, idx, lo, nb, d, Gblk[0])
     for j in range(n):
         g[j] += Gblk[0, j]
     g[n] += gb
@@ -616,7 +587,7 @@ def _multinomial_block(X, Y, sw, idx, lo, hi, Wt, b, z, e, rowf, d, Gblk, G):
             gsum += dc[i]
         G[c, n] += gsum
     Gblk[:] = 0
-    _accumulate_tile(X, idx, lo, nb, d, Gblk, 0 if idx.shape[0] else nb)
+    _accumulate_tile(X, idx, lo, nb, d, Gblk)
     for c in range(k):
         for j in range(n):
             G[c, j] += Gblk[c, j]
