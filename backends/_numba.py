@@ -310,30 +310,14 @@ def _row(idx, i):
 
 @_jit(**_JIT)
 def _scores(X, idx, lo, nb, w, b0, z):
-    """``z[i] = X[row lo+i] . w + b0``: the binary problem's scores, four rows at a
-    time (four independent sums share each load of ``w``)."""
+    """``z[i] = X[row lo+i] . w + b0``: the binary problem's scores."""
     n = w.shape[0]
-    zero = w[0] * np.float32(0)  # X's dtype, as BLAS sums (float32 * int is float64)
-    for i in range(0, nb, 4):
-        q = min(4, nb - i)
-        r0 = X[_row(idx, lo + i)]
-        r1 = X[_row(idx, lo + i + min(1, q - 1))]  # a last group of fewer rows repeats
-        r2 = X[_row(idx, lo + i + min(2, q - 1))]  # its last row, and stores it once
-        r3 = X[_row(idx, lo + i + min(3, q - 1))]
-        t0 = t1 = t2 = t3 = zero
+    for i in range(nb):
+        row = X[_row(idx, lo + i)]
+        t = w[0] * 0
         for j in range(n):
-            a = w[j]
-            t0 += r0[j] * a
-            t1 += r1[j] * a
-            t2 += r2[j] * a
-            t3 += r3[j] * a
-        z[i] = t0 + b0
-        if q > 1:
-            z[i + 1] = t1 + b0
-        if q > 2:
-            z[i + 2] = t2 + b0
-        if q > 3:
-            z[i + 3] = t3 + b0
+            t += row[j] * w[j]
+        z[i] = t + b0
 
 
 @_jit(**_JIT)
