@@ -152,7 +152,9 @@ def _plain(X, y, sample_weight, data=None):
 def _unique_inverse(y):
     """``np.unique(y, return_inverse=True)`` in linear time for integer labels of a
     small range (counted, not sorted: 4,000,000 labels in a few milliseconds instead
-    of a sort's 60); other labels are sorted."""
+    of a sort's 60); other labels are sorted. Labels that fill their range are their
+    own indices less the smallest: for ``intp`` labels ``0..k-1`` the inverse is
+    ``y`` itself, not a copy, so nothing downstream may write into it."""
     if y.dtype.kind in "iub" and y.ndim == 1 and y.shape[0]:
         lo, hi = int(y.min()), int(y.max())
         if hi - lo < 1 << 20:
