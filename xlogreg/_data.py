@@ -94,24 +94,25 @@ def _device_sparse(X):
 PARALLEL_CHECK_SIZE = 1 << 22
 
 
+def _finite(X):
+    """Whether every entry of ``X`` is finite: its sum is finite when all its entries
+    are, and only where it is not is ``X`` looked at entry by entry (huge finite
+    values can overflow the sum)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.sum(X))) or bool(np.isfinite(X).all())
+
+
 def _all_finite(X):
     """Whether every entry of the NumPy array ``X`` is finite, read once in row blocks
-    on every core (NumPy's reductions release the GIL): a block's sum is finite when
-    all its entries are, and only a block whose sum is not gets looked at entry by
-    entry (huge finite values can overflow the sum)."""
+    on every core (NumPy's reductions release the GIL), each block by ``_finite``."""
     import os
     from concurrent.futures import ThreadPoolExecutor
 
     workers = max(1, min(os.cpu_count() or 1, 16))
     step = -(-X.shape[0] // (4 * workers))
 
-    def block_ok(lo):
-        part = X[lo:lo + step]
-        with np.errstate(over="ignore", invalid="ignore"):
-            return bool(np.isfinite(np.sum(part))) or bool(np.isfinite(part).all())
-
     with ThreadPoolExecutor(workers) as pool:
-        return all(pool.map(block_ok, range(0, X.shape[0], step)))
+        return all(pool.map(lambda lo: _finite(X[lo:lo + step]), range(0, X.shape[0], step)))
 
 
 def _plain(X, y, sample_weight, data=None):
@@ -145,8 +146,7 @@ def _plain(X, y, sample_weight, data=None):
             data.scan = (X, scan)
             return True
         return _all_finite(X)  # and a scan that overflowed float64 is judged here
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(np.sum(X))) or bool(np.isfinite(X).all())
+    return _finite(X)
 
 
 def _unique_inverse(y):
