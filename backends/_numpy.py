@@ -176,6 +176,18 @@ class NumpyBackend(Backend):
             return None
         return kernels.gradient(X, Y, W, b, scale, alpha, sample_weight)
 
+    def hessian_sums(self, X, Y, W, b, sample_weight, fit_intercept):
+        """``xlogreg.optimizers.hessian_sums`` in one compiled pass where the kernel
+        has it (large, dense, binary, at most ``HESSIAN_MAX_P`` parameters), else
+        None (the plain code: blocks of X and BLAS)."""
+        if is_sparse(X) or W.shape[1] != 1 or X.size < FUSED_MIN_SIZE \
+                or not _compiled_ok(X, Y, sample_weight):
+            return None
+        kernels = numba_kernels()
+        if kernels is None or X.shape[1] + fit_intercept > kernels.HESSIAN_MAX_P:
+            return None
+        return kernels.hessian(X, Y, W, b, sample_weight, fit_intercept)
+
     def train_epoch(self, X, Y, W, b, *, rows, batch, etas, mean_w, alpha, fit_intercept,
                     sample_weight=None, l1=0.0):
         m = X.shape[0] if rows is None else rows.shape[0]

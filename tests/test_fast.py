@@ -46,6 +46,14 @@ def test_polynomial_exp_and_log1p_match_numpy():
     e = np.concatenate([np.linspace(0, 1, 100_001), np.geomspace(1e-300, 1, 1001)])
     got = np.array([kernels._log1p_unit(v) for v in e])
     assert_allclose(got, np.log1p(e), rtol=5e-16, atol=0)  # two units in the last place
+    # the vectorized form the dense kernels use, in each dtype
+    import numba
+
+    exp_le0 = numba.njit(lambda v: np.array([kernels._exp_le0(x) for x in v]))
+    assert_allclose(exp_le0(t[keep]), np.exp(t[keep]), rtol=5e-16, atol=0)
+    t32 = t[t > -87].astype(np.float32)
+    assert exp_le0(t32).dtype == np.float32
+    assert_allclose(exp_le0(t32), np.exp(t32.astype(np.float64)), rtol=4e-7, atol=0)
 
 
 def _problem(rng, m, n, n_classes, dtype, spread=3.0):
@@ -84,6 +92,66 @@ def test_fused_loss_is_exact_for_huge_scores():
     expected = -np.where(y == 1, special.log_expit(z), special.log_expit(-z))
     assert_allclose(float(loss), expected.sum(), rtol=1e-15)
     assert_allclose(db, [(special.expit(z) - y).sum()], rtol=1e-15)
+
+
+def _binary_hessian_f64(X, y, W, b, s, fit_intercept):
+    """``(sum s L, sum s dz X~, X~^T diag(s p (1 - p)) X~)`` in float64 from SciPy's
+    ``expit`` and NumPy's products: the sums the compiled Hessian pass returns."""
+    X, W, b = (a.astype(np.float64) for a in (X, W, b))
+    s = np.ones(len(X)) if s is None else s.astype(np.float64)
+    z = X @ W[:, 0] + b[0]
+    p = special.expit(z)
+    Xt = np.hstack([X, np.ones((len(X), 1))]) if fit_intercept else X
+    loss = np.sum(s * (np.logaddexp(0.0, z) - y * z))
+    return loss, (s * (p - y)) @ Xt, Xt.T @ (Xt * (s * p * (1 - p))[:, None])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("m,n", [(1, 1), (255, 6), (1_031, 7), (3_000, 20), (700, 39)])
+def test_compiled_hessian_equals_float64_reference(dtype, weighted, fit_intercept, m, n, rng):
+    """Blocks of 256 rows and parallel chunks with their last rows short; an odd and
+    an even number of parameters (the kernel pads to even); float32 X widened exactly."""
+    X = (2.0 * rng.standard_normal((m, n))).astype(dtype)
+    y = rng.integers(0, 2, m)
+    W = (0.5 * rng.standard_normal((n, 1))).astype(dtype)
+    b = np.array([0.3], dtype)
+    s = rng.uniform(0.2, 3.0, m).astype(dtype) if weighted else None
+    loss, G, H = kernels.hessian(X, y.astype(dtype)[:, None], W, b, s, fit_intercept)
+    loss_r, G_r, H_r = _binary_hessian_f64(X, y, W, b, s, fit_intercept)
+    p = n + fit_intercept
+    assert G.shape == (1, p) and H.shape == (p, p)
+    assert_allclose(loss, loss_r, rtol=1e-12)
+    assert_allclose(G[0], G_r, rtol=1e-11, atol=1e-12 * np.abs(G_r).max())
+    assert_allclose(H, H_r, rtol=1e-11, atol=1e-12 * np.abs(H_r).max())
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_newton_same_with_and_without_the_compiled_hessian(compiled, breast_cancer,
+                                                           compiled_always, monkeypatch, rng):
+    """30 or 31 parameters: the compiled pass where they are at most ``HESSIAN_MAX_P``,
+    the plain one (blocks of X and BLAS) above it; weights, no intercept, float32."""
+    assert kernels.HESSIAN_MAX_P >= 31
+    if not compiled:
+        monkeypatch.setattr(kernels, "HESSIAN_MAX_P", 29)
+    calls = []
+    real = kernels.hessian
+    monkeypatch.setattr(kernels, "hessian", lambda *a: calls.append(1) or real(*a))
+    X, y = breast_cancer
+    s = rng.uniform(0.2, 3.0, len(y))
+    for dtype, fit_intercept in [(np.float64, True), (np.float64, False), (np.float32, True)]:
+        Xd = X.astype(dtype)
+        kw = dict(backend="numpy", solver="newton", tol=1e-8, fit_intercept=fit_intercept)
+        fast = LogisticRegression(**kw).fit(Xd, y, sample_weight=s)
+        with monkeypatch.context() as off:
+            off.setattr(numpy_backend, "numba_kernels", lambda: None)
+            ref = LogisticRegression(**kw).fit(Xd, y, sample_weight=s)
+        tol = 1e-9 if dtype == np.float64 else 1e-5
+        assert_allclose(fast.coef_, ref.coef_, rtol=tol, atol=tol * np.abs(ref.coef_).max())
+        assert_allclose(fast.intercept_, ref.intercept_, rtol=tol, atol=tol)
+        assert fast.n_iter_ == ref.n_iter_
+    assert bool(calls) == compiled
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

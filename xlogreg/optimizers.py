@@ -34,7 +34,6 @@ recursion runs on the device, and each iteration reads back a few scalars.
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 import time
@@ -656,16 +655,18 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
     parameters ordered class by class, each class's weights then (with
     ``fit_intercept``) its intercept: ``G`` has ``k * p`` entries and ``H`` is
     ``(k p, k p)``, ``p = n + fit_intercept``. The sums over the rows come from the
-    backend's ``hessian_sums`` where it has one (Dask: one task per worker), else
-    from ``hessian_sums`` below.
+    backend's ``hessian_sums`` where it has one for these arrays (Dask: one task per
+    worker; NumPy: a compiled pass over narrow binary data), else from
+    ``hessian_sums`` below.
     """
     xp = backend.xp
     n, k = W.shape
     p = n + (1 if fit_intercept else 0)
     S = X.shape[0] if sample_weight is None else float(xp.sum(sample_weight))
     own = getattr(backend, "hessian_sums", None)
-    sums = own if own is not None else functools.partial(hessian_sums, backend)
-    loss, G, H = sums(X, Y, W, b, sample_weight, fit_intercept)
+    out = None if own is None else own(X, Y, W, b, sample_weight, fit_intercept)
+    loss, G, H = out if out is not None else \
+        hessian_sums(backend, X, Y, W, b, sample_weight, fit_intercept)
     W64 = xp.astype(W, xp.float64, copy=False)
     ridge = xp.concat([xp.full((n,), alpha, dtype=xp.float64),
                        xp.zeros((p - n,), dtype=xp.float64)] * k)
