@@ -140,3 +140,24 @@ def test_newton_errors_like_lbfgs(breast_cancer):
     assert not hasattr(LogisticRegression(solver="newton"), "partial_fit")
     with pytest.warns(ConvergenceWarning, match="max_epochs=1"):
         LogisticRegression(backend="numpy", solver="newton", max_epochs=1).fit(X, y)
+
+
+def test_a_tol_below_float32s_resolution_is_named_as_such():
+    """A line search that stalls once the gradient is a few float32 units of its start
+    (float32 coefficients) says so and what tol float32 reaches; elsewhere the stall
+    is still "may be far from the optimum". 2,000,000 x 20 float32 at tol=1e-8 stalls
+    at 7.1e-8, 1e-13 above the float64 optimum (README)."""
+    from xlogreg.optimizers import LBFGSResult
+
+    est = LogisticRegression(solver="newton")
+    cases = [(np.float32, 7.1e-8, "float32's resolution.*about 7e-08"),
+             (np.float64, 7.1e-8, "may be far from the optimum"),
+             (np.float32, 1e-3, "may be far from the optimum")]
+    for dtype, end, message in cases:
+        result = LBFGSResult(None, None, n_iter=6, line_search_failed=True,
+                             grad_start=0.2, grad_end=end)
+        with pytest.warns(ConvergenceWarning, match=message):
+            est._warn_lbfgs(result, 100, 1e-8, np.dtype(dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est._warn_lbfgs(LBFGSResult(None, None, converged=True), 100, 1e-8, np.float32)

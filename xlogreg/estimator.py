@@ -459,7 +459,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                     metric = LineSearch(backend, X, Y, sample_weight, alpha,
                                         self.fit_intercept, problem.scale())
                     result = lbfgs(backend, X, Y, W, b, precondition=metric, **common)
-                self._warn_lbfgs(result, max_epochs, tol)
+                self._warn_lbfgs(result, max_epochs, tol, X.dtype)
                 W, b = result.W, result.b
                 state.update(n_iter_=result.n_iter, t_=result.n_iter,
                              loss_curve_=result.loss_curve, learning_rate_=None, _eta=None)
@@ -540,8 +540,21 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         total, share = 1.0 / (self.C * S), self._l1_share()
         return total * (1.0 - share), total * share
 
-    def _warn_lbfgs(self, result, max_iter, tol):
-        if result.line_search_failed:
+    def _warn_lbfgs(self, result, max_iter, tol, dtype):
+        # float32 coefficients stop the objective's decrease once the gradient is a
+        # few of float32's units of its start: a tol below that cannot be reached,
+        # and the model is as good as float32 makes it, not "far from the optimum"
+        if result.line_search_failed and str(dtype) == "float32" \
+                and result.grad_end <= 1e-4 * result.grad_start:
+            warnings.warn(
+                f"LogisticRegression(solver={self.solver!r}): after {result.n_iter} "
+                "iterations the objective stopped decreasing at float32's resolution "
+                f"with max|gradient| = {result.grad_end:.2g} (from "
+                f"{result.grad_start:.2g}), above tol={tol}. The coefficients are "
+                "float32, like X: pass float64 X for a tighter fit, or use a tol of "
+                f"about {result.grad_end:.0e}",
+                ConvergenceWarning, stacklevel=4)
+        elif result.line_search_failed:
             warnings.warn(
                 f"LogisticRegression(solver={self.solver!r}): the line search could not lower the "
                 f"objective after {result.n_iter} iterations although the gradient is "

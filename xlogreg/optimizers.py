@@ -532,6 +532,16 @@ class LBFGSResult:
     converged: bool = False
     line_search_failed: bool = False
     loss_curve: list = field(default_factory=list)
+    grad_start: float = math.nan  # max|grad J| at the first and at the latest check
+    grad_end: float = math.nan
+
+    def reached(self, g, tol, xp):
+        """Record ``max|g|``; True where it is at most ``tol`` (converged)."""
+        self.grad_end = float(xp.max(xp.abs(g)))
+        if math.isnan(self.grad_start):
+            self.grad_start = self.grad_end
+        self.converged = self.converged or self.grad_end <= tol
+        return self.grad_end <= tol
 
     def record(self, f_old, f_new, step, log):
         """Count an accepted iteration; True (converged) when it lowered ``J`` by
@@ -590,8 +600,7 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
     log = _Progress(verbose, max_iter)
     try:
         while result.n_iter < max_iter:
-            if float(xp.max(xp.abs(g))) <= tol:
-                result.converged = True
+            if result.reached(g, tol, xp):
                 break
             q, coefs = g, []
             for s, y, rho in reversed(hist):
@@ -629,7 +638,7 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
             if not f_new <= f:
                 # no step lowers J in this precision: as far as it can go, unless the
                 # gradient says the optimum is elsewhere (the caller warns)
-                result.line_search_failed = not float(xp.max(xp.abs(g))) <= max(tol, 1e-10)
+                result.line_search_failed = not result.grad_end <= max(tol, 1e-10)
                 result.converged = not result.line_search_failed
                 break
             s_vec, y_vec = step * d, g_new - g
@@ -854,8 +863,7 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
     try:
         f, g, H = everything(theta)
         while True:
-            if float(xp.max(xp.abs(g))) <= tol:
-                result.converged = True
+            if result.reached(g, tol, xp):
                 break
             if result.n_iter >= max_iter:
                 break
@@ -880,7 +888,7 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
                     if f_new <= f + 1e-4 * step * gtd:
                         break
             if not f_new <= f:
-                result.line_search_failed = not float(xp.max(xp.abs(g))) <= max(tol, 1e-10)
+                result.line_search_failed = not result.grad_end <= max(tol, 1e-10)
                 result.converged = not result.line_search_failed
                 break
             theta = theta + step * d
