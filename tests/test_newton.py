@@ -145,7 +145,7 @@ def test_newton_errors_like_lbfgs(breast_cancer):
 def test_a_tol_below_float32s_resolution_is_named_as_such():
     """A line search that stalls once the gradient is a few float32 units of its start
     (float32 coefficients) says so and what tol float32 reaches; elsewhere the stall
-    is still "may be far from the optimum". 2,000,000 x 20 float32 at tol=1e-8 stalls
+    is still "may be far from the optimum". 200,000 x 20 float32 at tol=1e-8 stalls
     at 7.1e-8, 1e-13 above the float64 optimum (README)."""
     from xlogreg.optimizers import LBFGSResult
 
