@@ -319,6 +319,12 @@ def _row(idx, i):
 TILE_BELOW = 32
 
 
+@_jit(inline="always", **_JIT)
+def _four_rows(X, idx, at):
+    return (X[_row(idx, at)], X[_row(idx, at + 1)], X[_row(idx, at + 2)],
+            X[_row(idx, at + 3)])
+
+
 @_jit(**_JIT)
 def _scores(X, idx, lo, nb, w, b0, z):
     """``z[i] = X[row lo+i] . w + b0``: the binary problem's scores."""
@@ -327,10 +333,7 @@ def _scores(X, idx, lo, nb, w, b0, z):
     i = 0
     if n < TILE_BELOW:
         while i + 4 <= nb:
-            r0 = X[_row(idx, lo + i)]
-            r1 = X[_row(idx, lo + i + 1)]
-            r2 = X[_row(idx, lo + i + 2)]
-            r3 = X[_row(idx, lo + i + 3)]
+            r0, r1, r2, r3 = _four_rows(X, idx, lo + i)
             t0 = t1 = t2 = t3 = zero
             for j in range(n):
                 a = w[j]
@@ -358,10 +361,7 @@ def _accumulate(X, idx, lo, nb, d, g):
     i = 0
     if n < TILE_BELOW:
         while i + 4 <= nb:
-            r0 = X[_row(idx, lo + i)]
-            r1 = X[_row(idx, lo + i + 1)]
-            r2 = X[_row(idx, lo + i + 2)]
-            r3 = X[_row(idx, lo + i + 3)]
+            r0, r1, r2, r3 = _four_rows(X, idx, lo + i)
             d0, d1, d2, d3 = d[i], d[i + 1], d[i + 2], d[i + 3]
             for j in range(n):
                 g[j] += d0 * r0[j] + d1 * r1[j] + d2 * r2[j] + d3 * r3[j]
