@@ -315,7 +315,7 @@ def _row(idx, i):
 # ``g`` per 4 rows. Wider rows keep the one-row loops, which are vectorized (and
 # faster for float64 rows read from memory: 4 rows of 800 bytes at a time were 1.6x
 # slower, likely the prefetchers' streams). Measured with ``_binary_rows``, 2,000,000
-# x 20 float32 on 2 threads: 30 against 21 ms a gradient (X @ w: 10 ms).
+# x 20 float32 on 2 threads: 30 against 23 ms a gradient (X @ w: 10 ms).
 TILE_BELOW = 32
 
 
@@ -659,7 +659,8 @@ def _scratch(X, k):
         xs[3 * BLOCK:] = 1
         return (BLOCK, np.empty(2 * BLOCK), xs,
                 np.empty(1, X.dtype), np.empty(BLOCK, X.dtype), np.empty((1, n), X.dtype))
-    return (BLOCK_K, np.empty(4 * BLOCK_K), np.empty(BLOCK_K * (k + 3), X.dtype), np.empty(BLOCK_K * k, X.dtype),
+    return (BLOCK_K, np.empty(4 * BLOCK_K), np.empty(BLOCK_K * (k + 3), X.dtype),
+            np.empty(BLOCK_K * k, X.dtype),
             np.empty(BLOCK_K * k, X.dtype), np.empty((k, n), X.dtype))
 
 
@@ -702,10 +703,11 @@ HESSIAN_MAX_P = 40
 
 
 @_jit(**_JIT)
-def _hessian_block(X, y, sw, lo, hi, w, b0, T, D, f64, H, G):
+def _hessian_block(X, y, sw, lo, hi, w, b0, T, D, f64, ones, H, G):
     """Rows ``lo:hi``: adds ``sum h x~ x~^T`` to the lower triangle of ``H`` (2 x 2
     tiles, the diagonal's upper entries too) and ``sum s dz x~`` to ``G``; returns
-    ``sum s loss``. ``T`` and ``D`` are ``(pp, BLOCK)`` float64 scratch (whole: a
+    ``sum s loss``. ``ones``: ``BLOCK`` ones of X's dtype, the weights where there are
+    none. ``T`` and ``D`` are ``(pp, BLOCK)`` float64 scratch (whole: a
     column slice would not be contiguous, and its loops not vectorized) whose rows
     from ``n`` on hold the ones of the intercept, or zeros."""
     n = X.shape[1]
@@ -720,22 +722,13 @@ def _hessian_block(X, y, sw, lo, hi, w, b0, T, D, f64, H, G):
     ls = f64[BLOCK:BLOCK + nb]
     dz = f64[2 * BLOCK:2 * BLOCK + nb]
     h = f64[3 * BLOCK:3 * BLOCK + nb]
-    ys = f64[4 * BLOCK:4 * BLOCK + nb]
-    ss = f64[5 * BLOCK:5 * BLOCK + nb]
     z[:] = b0
     for j in range(n):
         wj = np.float64(w[j])
         tj = T[j]
         for i in range(nb):
             z[i] += wj * tj[i]
-    for i in range(nb):
-        ys[i] = y[lo + i]
-    if sw.shape[0]:
-        for i in range(nb):
-            ss[i] = sw[lo + i]
-    else:
-        ss[:] = 1.0
-    _binary_rows(z, ys, ss, ls, dz, h)
+    _binary_rows(z, y[lo:hi], sw[lo:hi] if sw.shape[0] else ones[:nb], ls, dz, h)
     loss = 0.0
     for i in range(nb):
         loss += ls[i]
@@ -780,13 +773,14 @@ def _hessian(X, y, sw, w, b0, p, out):
         D = np.zeros((pp, BLOCK))
         if p > n:
             T[n] = 1.0
-        f64 = np.empty(6 * BLOCK)
+        f64 = np.empty(4 * BLOCK)
+        ones = np.ones(BLOCK, X.dtype)
         H = np.zeros((pp, pp))
         G = np.zeros(pp)
         loss = 0.0
         for lo in range(c * per, min(m, (c + 1) * per), BLOCK):
             hi = min(lo + BLOCK, (c + 1) * per, m)
-            loss += _hessian_block(X, y, sw, lo, hi, w, b0, T, D, f64, H, G)
+            loss += _hessian_block(X, y, sw, lo, hi, w, b0, T, D, f64, ones, H, G)
         out[c, :pp * pp] = H.ravel()
         out[c, pp * pp:pp * pp + pp] = G
         out[c, pp * pp + pp] = loss
@@ -1109,11 +1103,11 @@ def epoch(X, Y, W, b, *, rows, batch, etas, mean_w, alpha, fit_intercept, sample
     if batch == 1:  # weights in float64 whatever X's dtype, returned in W's
         V = np.array(W.T, np.float64, order="C")
         b64 = np.array(b, np.float64)
-        loss, a = _epoch1(X, np.ascontiguousarray(Y), sw, idx, etas, float(mean_w), float(alpha), float(l1),
-                          fit_intercept, V, b64)
+        loss, a = _epoch1(X, np.ascontiguousarray(Y), sw, idx, etas, float(mean_w),
+                          float(alpha), float(l1), fit_intercept, V, b64)
         return (a * V.T).astype(W.dtype), b64.astype(b.dtype), np.asarray(loss)
     Wt = np.array(W.T, order="C")
     b = np.array(b)
-    loss = _epoch(X, np.ascontiguousarray(Y), sw, idx, batch, etas, float(mean_w), float(alpha), float(l1),
-                  fit_intercept, Wt, b)
+    loss = _epoch(X, np.ascontiguousarray(Y), sw, idx, batch, etas, float(mean_w),
+                  float(alpha), float(l1), fit_intercept, Wt, b)
     return Wt.T, b, np.asarray(loss)
