@@ -79,9 +79,10 @@ class Backend:
     # Three hooks a backend may define; they are absent here on purpose, and callers
     # test for them with ``getattr``/``hasattr`` and fall back where they are missing:
     #
-    # ``hessian_sums(X, Y, W, b, sample_weight, fit_intercept) -> tuple | None``: what
-    # ``xlogreg.optimizers.hessian_sums`` returns, from the backend's own pass over
-    # ``X``, or ``None`` where it has none for these arrays (the plain code runs).
+    # ``hessian_sums(X, Y, W, b, sample_weight, fit_intercept, curvature=True) -> tuple
+    # | None``: what ``xlogreg.optimizers.hessian_sums`` returns, from the backend's own
+    # pass over ``X`` (without ``curvature``, the Hessian left out: None), or ``None``
+    # where it has none for these arrays (the plain code runs).
     #
     # ``cho_solve(A, g) -> Array | None``: ``A^-1 g`` by Cholesky for a symmetric ``A``,
     # ``None`` where ``A`` is not positive definite (``xlogreg.optimizers._cho_solve``

@@ -703,10 +703,10 @@ HESSIAN_MAX_P = 40
 
 
 @_jit(**_JIT)
-def _hessian_block(X, y, sw, lo, hi, w, b0, T, D, f64, ones, H, G):
+def _hessian_block(X, y, sw, lo, hi, w, b0, T, D, f64, ones, H, G, curvature):
     """Rows ``lo:hi``: adds ``sum h x~ x~^T`` to the lower triangle of ``H`` (2 x 2
-    tiles, the diagonal's upper entries too) and ``sum s dz x~`` to ``G``; returns
-    ``sum s loss``. ``ones``: ``BLOCK`` ones of X's dtype, the weights where there are
+    tiles, the diagonal's upper entries too; only with ``curvature``) and ``sum s dz
+    x~`` to ``G``; returns ``sum s loss``. ``ones``: ``BLOCK`` ones of X's dtype, the weights where there are
     none. ``T`` and ``D`` are ``(pp, BLOCK)`` float64 scratch (whole: a
     column slice would not be contiguous, and its loops not vectorized) whose rows
     from ``n`` on hold the ones of the intercept, or zeros."""
@@ -728,10 +728,19 @@ def _hessian_block(X, y, sw, lo, hi, w, b0, T, D, f64, ones, H, G):
         tj = T[j]
         for i in range(nb):
             z[i] += wj * tj[i]
-    _binary_rows(z, y[lo:hi], sw[lo:hi] if sw.shape[0] else ones[:nb], ls, dz, h)
+    _binary_rows(z, y[lo:hi], sw[lo:hi] if sw.shape[0] else ones[:nb], ls, dz,
+                 h if curvature else h[:0])
     loss = 0.0
     for i in range(nb):
         loss += ls[i]
+    if not curvature:
+        for j in range(pp):
+            tj = T[j]
+            t = 0.0
+            for i in range(nb):
+                t += dz[i] * tj[i]
+            G[j] += t
+        return loss
     for j in range(pp):
         tj = T[j]
         dj = D[j]
@@ -760,10 +769,12 @@ def _hessian_block(X, y, sw, lo, hi, w, b0, T, D, f64, ones, H, G):
 
 
 @_jit(parallel=True, **_JIT)
-def _hessian(X, y, sw, w, b0, p, out):
+def _hessian(X, y, sw, w, b0, p, curvature, out):
     """The binary problem's ``[H (pp, pp) lower | G (pp) | loss]`` of each of
     ``out.shape[0]`` contiguous chunks of rows, run in parallel, into ``out[c]``;
-    ``pp`` is ``p`` rounded up to even, ``p`` is ``n`` or ``n + 1`` (the intercept)."""
+    ``pp`` is ``p`` rounded up to even, ``p`` is ``n`` or ``n + 1`` (the intercept).
+    Without ``curvature``, ``H`` is left zero (a pass for the loss and gradient alone,
+    at their float64 precision)."""
     m, n = X.shape
     pp = p + (p & 1)
     chunks = out.shape[0]
@@ -780,7 +791,8 @@ def _hessian(X, y, sw, w, b0, p, out):
         loss = 0.0
         for lo in range(c * per, min(m, (c + 1) * per), BLOCK):
             hi = min(lo + BLOCK, (c + 1) * per, m)
-            loss += _hessian_block(X, y, sw, lo, hi, w, b0, T, D, f64, ones, H, G)
+            loss += _hessian_block(X, y, sw, lo, hi, w, b0, T, D, f64, ones, H, G,
+                                   curvature)
         out[c, :pp * pp] = H.ravel()
         out[c, pp * pp:pp * pp + pp] = G
         out[c, pp * pp + pp] = loss
@@ -1071,10 +1083,11 @@ def gradient(X, Y, W, b, scale, alpha, sample_weight=None):
     return np.asarray(total[-1]), dW.astype(X.dtype), G[:, n].astype(X.dtype)
 
 
-def hessian(X, Y, W, b, sample_weight=None, fit_intercept=True):
+def hessian(X, Y, W, b, sample_weight=None, fit_intercept=True, curvature=True):
     """``xlogreg.optimizers.hessian_sums`` of a binary problem (``W`` of shape (n,
     1)) in one parallel pass: ``(sum s L, sum s dZ X~ (1, p), sum h X~^T X~ (p,
-    p))``, float64, unscaled and unpenalized, ``p = n + fit_intercept``."""
+    p))``, float64, unscaled and unpenalized, ``p = n + fit_intercept``; without
+    ``curvature`` the last is None (and the pass about half the time)."""
     m, n = X.shape
     p = n + (1 if fit_intercept else 0)
     pp = p + (p & 1)
@@ -1085,8 +1098,10 @@ def hessian(X, Y, W, b, sample_weight=None, fit_intercept=True):
     sw = _none(X.dtype) if sample_weight is None else \
         np.ascontiguousarray(sample_weight, dtype=X.dtype)
     _hessian(X, np.ascontiguousarray(Y).reshape(-1), sw, np.ascontiguousarray(W[:, 0]),
-             float(b[0]), p, out)
+             float(b[0]), p, bool(curvature), out)
     total = out.sum(axis=0)
+    if not curvature:
+        return float(total[-1]), total[pp * pp:pp * pp + p].reshape(1, p), None
     L = np.tril(total[:pp * pp].reshape(pp, pp)[:p, :p])
     H = L + np.tril(L, -1).T
     return float(total[-1]), total[pp * pp:pp * pp + p].reshape(1, p), H

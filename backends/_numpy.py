@@ -176,7 +176,7 @@ class NumpyBackend(Backend):
             return None
         return kernels.gradient(X, Y, W, b, scale, alpha, sample_weight)
 
-    def hessian_sums(self, X, Y, W, b, sample_weight, fit_intercept):
+    def hessian_sums(self, X, Y, W, b, sample_weight, fit_intercept, curvature=True):
         """``xlogreg.optimizers.hessian_sums`` in one compiled pass where the kernel
         has it (large, dense, binary, at most ``HESSIAN_MAX_P`` parameters), else
         None (the plain code: blocks of X and BLAS)."""
@@ -186,7 +186,7 @@ class NumpyBackend(Backend):
         kernels = numba_kernels()
         if kernels is None or X.shape[1] + fit_intercept > kernels.HESSIAN_MAX_P:
             return None
-        return kernels.hessian(X, Y, W, b, sample_weight, fit_intercept)
+        return kernels.hessian(X, Y, W, b, sample_weight, fit_intercept, curvature)
 
     def train_epoch(self, X, Y, W, b, *, rows, batch, etas, mean_w, alpha, fit_intercept,
                     sample_weight=None, l1=0.0):

@@ -125,6 +125,12 @@ def test_compiled_hessian_equals_float64_reference(dtype, weighted, fit_intercep
     assert_allclose(loss, loss_r, rtol=1e-12)
     assert_allclose(G[0], G_r, rtol=1e-11, atol=1e-12 * np.abs(G_r).max())
     assert_allclose(H, H_r, rtol=1e-11, atol=1e-12 * np.abs(H_r).max())
+    # the pass for the loss and gradient alone (Newton's foreseen last step)
+    loss, G, H = kernels.hessian(X, y.astype(dtype)[:, None], W, b, s, fit_intercept,
+                                 curvature=False)
+    assert H is None and G.shape == (1, p)
+    assert_allclose(loss, loss_r, rtol=1e-12)
+    assert_allclose(G[0], G_r, rtol=1e-11, atol=1e-12 * np.abs(G_r).max())
 
 
 @pytest.mark.parametrize("compiled", [True, False])

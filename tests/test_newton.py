@@ -81,6 +81,75 @@ def test_hessian_is_the_jacobian_of_the_gradient(rng):
         np.testing.assert_allclose(H, H.T, atol=1e-12)
 
 
+def test_a_pass_without_the_hessian_gives_the_same_loss_and_gradient(rng):
+    """``curvature=False``: binary, softmax and sparse, the same ``J`` and gradient
+    (the same operations) and no Hessian."""
+    import scipy.sparse as sp
+
+    from xlogreg import backends
+    from xlogreg.models import encode_targets
+
+    be = backends.get_backend("numpy")
+    X = rng.normal(size=(300, 5))
+    sw = rng.uniform(0.5, 2, 300)
+    for n_classes, data in [(2, X), (4, X), (2, sp.csr_matrix(X * (X > 0.5))),
+                            (3, sp.csr_matrix(X * (X > 0.5)))]:
+        k = 1 if n_classes == 2 else n_classes
+        Y = encode_targets(rng.integers(0, n_classes, 300), n_classes, np.float64)
+        W, b = rng.normal(size=(5, k)), rng.normal(size=k)
+        J, g, H = hessian_pass(be, data, Y, W, b, alpha=0.3, sample_weight=sw)
+        J2, g2, H2 = hessian_pass(be, data, Y, W, b, alpha=0.3, sample_weight=sw,
+                                  curvature=False)
+        assert H.shape == (6 * k, 6 * k) and H2 is None
+        assert J2 == J
+        np.testing.assert_array_equal(g2, g)
+
+
+def _passes(monkeypatch, always_curvature):
+    """Spies on Newton's passes: the list of their ``curvature`` flags; with
+    ``always_curvature`` every pass computes the Hessian (plain Newton)."""
+    from xlogreg import optimizers
+
+    flags = []
+    real = optimizers.hessian_pass
+
+    def spy(*args, curvature=True, **kwargs):
+        curvature = curvature or always_curvature
+        flags.append(curvature)
+        return real(*args, curvature=curvature, **kwargs)
+
+    monkeypatch.setattr(optimizers, "hessian_pass", spy)
+    return flags
+
+
+@pytest.mark.parametrize("case", ["binary", "softmax", "foreseen wrongly"])
+def test_newton_leaves_out_the_last_hessian_and_keeps_its_iterates(case, breast_cancer,
+                                                                   digits, monkeypatch):
+    """The step Newton's quadratic convergence says is the last is evaluated without
+    its Hessian; where it is not the last after all, the Hessian is computed before
+    the next step: the coefficients are those of plain Newton, bit for bit."""
+    from sklearn.datasets import load_digits
+
+    X, y = {"binary": breast_cancer, "softmax": digits,
+            "foreseen wrongly": load_digits(return_X_y=True)}[case]
+    tol = 1e-2 if case == "foreseen wrongly" else 1e-8
+    fits = {}
+    for always in (True, False):
+        with monkeypatch.context() as m:
+            flags = _passes(m, always)
+            est = LogisticRegression(backend="numpy", solver="newton", tol=tol).fit(X, y)
+        fits[always] = (est, flags)
+    (plain, plain_flags), (ours, flags) = fits[True], fits[False]
+    np.testing.assert_array_equal(ours.coef_, plain.coef_)
+    np.testing.assert_array_equal(ours.intercept_, plain.intercept_)
+    assert ours.n_iter_ == plain.n_iter_ and all(plain_flags)
+    assert flags[-1] is False  # the last pass: loss and gradient alone
+    if case == "foreseen wrongly":  # a step without its Hessian, then one more pass
+        assert flags.count(False) == 2 and len(flags) == len(plain_flags) + 1
+    else:
+        assert flags.count(False) == 1 and len(flags) == len(plain_flags)
+
+
 @pytest.mark.parametrize("backend_name", ["array_api_strict", "cupy"])
 def test_newton_on_other_backends(backend_name, breast_cancer, digits):
     if backend_name == "cupy":

@@ -125,14 +125,15 @@ class DaskBackend(backends.Backend):
         db = np.sum([p[2] for p in parts], axis=0) * scale
         return loss, dW.astype(W.dtype), db.astype(W.dtype)
 
-    def hessian_sums(self, X, Y, W, b, sample_weight, fit_intercept):
+    def hessian_sums(self, X, Y, W, b, sample_weight, fit_intercept, curvature=True):
         """``xlogreg.optimizers.hessian_sums`` as one task per worker."""
         dask = require("dask", "fitting on Dask arrays")
-        parts = [dask.delayed(_chunks_hessian, pure=True)(group, W, b, fit_intercept)
+        parts = [dask.delayed(_chunks_hessian, pure=True)(group, W, b, fit_intercept,
+                                                          curvature)
                  for group in self._by_worker(X, Y, sample_weight)]
         parts = _compute(dask, parts)
         return (math.fsum(p[0] for p in parts), np.sum([p[1] for p in parts], axis=0),
-                np.sum([p[2] for p in parts], axis=0))
+                np.sum([p[2] for p in parts], axis=0) if curvature else None)
 
     def _by_worker(self, X, Y, sample_weight):
         """The chunks grouped by the worker that holds them: one task per worker and
@@ -244,17 +245,17 @@ def _chunks_gradient(blocks, W, b):
     return loss, dW, db
 
 
-def _chunks_hessian(blocks, W, b, fit_intercept):
+def _chunks_hessian(blocks, W, b, fit_intercept, curvature=True):
     """``hessian_sums`` of some chunks, added up on the host in float64."""
     from .optimizers import hessian_sums
 
     loss, G, H = 0.0, 0.0, 0.0
     for X, Y, sw in blocks:
         backend, (Wc, bc) = _on_chunk(X, W, b)
-        part = hessian_sums(backend, X, Y, Wc, bc, sw, fit_intercept)
+        part = hessian_sums(backend, X, Y, Wc, bc, sw, fit_intercept, curvature)
         loss += part[0]
         G = G + backend.to_numpy(part[1])
-        H = H + backend.to_numpy(part[2])
+        H = H + backend.to_numpy(part[2]) if curvature else None
     return loss, G, H
 
 
