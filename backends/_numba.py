@@ -706,10 +706,10 @@ HESSIAN_MAX_P = 40
 def _hessian_block(X, y, sw, lo, hi, w, b0, T, D, f64, ones, H, G, curvature):
     """Rows ``lo:hi``: adds ``sum h x~ x~^T`` to the lower triangle of ``H`` (2 x 2
     tiles, the diagonal's upper entries too; only with ``curvature``) and ``sum s dz
-    x~`` to ``G``; returns ``sum s loss``. ``ones``: ``BLOCK`` ones of X's dtype, the weights where there are
-    none. ``T`` and ``D`` are ``(pp, BLOCK)`` float64 scratch (whole: a
-    column slice would not be contiguous, and its loops not vectorized) whose rows
-    from ``n`` on hold the ones of the intercept, or zeros."""
+    x~`` to ``G``; returns ``sum s loss``. ``ones``: ``BLOCK`` ones of X's dtype, the
+    weights where there are none. ``T`` and ``D`` are ``(pp, BLOCK)`` float64 scratch
+    (whole: a column slice would not be contiguous, and its loops not vectorized)
+    whose rows from ``n`` on hold the ones of the intercept, or zeros."""
     n = X.shape[1]
     pp = T.shape[0]
     nb = hi - lo

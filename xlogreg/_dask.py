@@ -255,7 +255,7 @@ def _chunks_hessian(blocks, W, b, fit_intercept, curvature=True):
         part = hessian_sums(backend, X, Y, Wc, bc, sw, fit_intercept, curvature)
         loss += part[0]
         G = G + backend.to_numpy(part[1])
-        H = H + backend.to_numpy(part[2]) if curvature else None
+        H = None if not curvature else H + backend.to_numpy(part[2])
     return loss, G, H
 
 

@@ -688,7 +688,8 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
     return J, xp.reshape(G, (-1,)), H
 
 
-def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True, curvature=True):
+def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True,
+                 curvature=True):
     """``(sum s L, sum s dZ X~ (k, p), sum of the Hessian blocks (k p, k p))`` over
     the rows of ``X``, unscaled and unpenalized, in blocks of rows: one pass. For
     softmax the ``(c, c')`` block is ``X~^T diag(s (P_c delta_cc' - P_c P_c')) X~``
