@@ -160,6 +160,38 @@ def test_newton_same_with_and_without_the_compiled_hessian(compiled, breast_canc
     assert bool(calls) == compiled
 
 
+@pytest.mark.parametrize("tol", [3e-2, 1e-8])
+def test_newton_leaves_out_the_compiled_last_hessian_and_keeps_its_iterates(
+        tol, breast_cancer, compiled_always, monkeypatch):
+    """The compiled pass without its Hessian (``curvature=False``): Newton's iterates
+    bit for bit those of a Newton that computes every Hessian, where the forecast of
+    the last step holds (``tol=1e-8``) and where it fails once (``tol=3e-2``)."""
+    from xlogreg import optimizers
+
+    X, y = breast_cancer
+    real, flags = kernels.hessian, []
+    monkeypatch.setattr(kernels, "hessian", lambda *a: flags.append(a[6]) or real(*a))
+    fits = []
+    for always in (True, False):
+        with monkeypatch.context() as m:
+            if always:
+                real_pass = optimizers.hessian_pass
+                m.setattr(optimizers, "hessian_pass",
+                          lambda *a, curvature=True, **k: real_pass(*a, **k))
+            flags.clear()
+            est = LogisticRegression(backend="numpy", solver="newton", tol=tol).fit(X, y)
+            fits.append((est, list(flags)))
+    (plain, plain_flags), (ours, ours_flags) = fits
+    np.testing.assert_array_equal(ours.coef_, plain.coef_)
+    np.testing.assert_array_equal(ours.intercept_, plain.intercept_)
+    assert ours.n_iter_ == plain.n_iter_ and all(plain_flags)
+    assert ours_flags.count(False) == 1
+    if tol == 3e-2:  # foreseen wrongly: that Hessian computed after all, one pass more
+        assert ours_flags[-1] is True and len(ours_flags) == len(plain_flags) + 1
+    else:
+        assert ours_flags[-1] is False and len(ours_flags) == len(plain_flags)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_softmax_gradient_of_well_fitted_rows_is_not_rounded_away(dtype, rng):
     """Rows whose true class scores 28 above the other four: loss ``log1p(4 e^-28)``

@@ -683,6 +683,8 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
         ridge = xp.concat([xp.full((n,), alpha, dtype=xp.float64),
                            xp.zeros((p - n,), dtype=xp.float64)] * k)
         H = _add_diagonal(H / S, ridge, xp)
+    else:  # whatever a hook returned: an unscaled sum would pass for a Hessian
+        H = None
     G = G / S + alpha * xp.concat([W64.T, xp.zeros((k, p - n), dtype=xp.float64)], axis=1)
     J = loss / S + 0.5 * alpha * float(xp.sum(W64 * W64))
     return J, xp.reshape(G, (-1,)), H
