@@ -733,8 +733,8 @@ def _hessian_block(X, y, sw, lo, hi, w, b0, T, D, f64, ones, H, G, curvature):
     loss = 0.0
     for i in range(nb):
         loss += ls[i]
-    if not curvature:
-        for j in range(pp):
+    if not curvature:  # the gradient loop below without D: apart, so that with the
+        for j in range(pp):  # Hessian that loop stays one read of T
             tj = T[j]
             t = 0.0
             for i in range(nb):
@@ -1100,11 +1100,11 @@ def hessian(X, Y, W, b, sample_weight=None, fit_intercept=True, curvature=True):
     _hessian(X, np.ascontiguousarray(Y).reshape(-1), sw, np.ascontiguousarray(W[:, 0]),
              float(b[0]), p, bool(curvature), out)
     total = out.sum(axis=0)
+    loss, G = float(total[-1]), total[pp * pp:pp * pp + p].reshape(1, p)
     if not curvature:
-        return float(total[-1]), total[pp * pp:pp * pp + p].reshape(1, p), None
+        return loss, G, None
     L = np.tril(total[:pp * pp].reshape(pp, pp)[:p, :p])
-    H = L + np.tril(L, -1).T
-    return float(total[-1]), total[pp * pp:pp * pp + p].reshape(1, p), H
+    return loss, G, L + np.tril(L, -1).T
 
 
 def epoch(X, Y, W, b, *, rows, batch, etas, mean_w, alpha, fit_intercept, sample_weight=None,
