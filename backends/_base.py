@@ -76,7 +76,7 @@ class Backend:
         when ``l1`` is 0) and ``b <- b - eta db`` (the intercept is never penalized)."""
         return None
 
-    # Three hooks a backend may define; they are absent here on purpose, and callers
+    # Hooks a backend may define; they are absent here on purpose, and callers
     # test for them with ``getattr``/``hasattr`` and fall back where they are missing:
     #
     # ``hessian_sums(X, Y, W, b, sample_weight, fit_intercept, curvature=True) -> tuple
@@ -84,9 +84,10 @@ class Backend:
     # pass over ``X`` (without ``curvature``, the Hessian left out: None), or ``None``
     # where it has none for these arrays (the plain code runs).
     #
-    # ``cho_solve(A, g) -> Array | None``: ``A^-1 g`` by Cholesky for a symmetric ``A``,
-    # ``None`` where ``A`` is not positive definite (``xlogreg.optimizers._cho_solve``
-    # falls back to the array API's ``linalg``).
+    # ``cholesky(A) -> Array | None``: the lower Cholesky factor ``L`` of a symmetric
+    # ``A``, ``None`` where ``A`` is not positive definite; and ``cho_solve(L, g) ->
+    # Array``: ``A^-1 g`` from that factor (``xlogreg.optimizers.cho_factor`` and
+    # ``cho_solve`` fall back to the array API's ``linalg``).
     #
     # ``free_memory() -> int | None``: bytes of memory free for this backend's arrays,
     # ``None`` when unknown (the estimator then asks the host's ``os.sysconf``).

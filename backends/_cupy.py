@@ -122,29 +122,31 @@ class CupyBackend(Backend):
             out.update(mean=mean, var=np.maximum(sq - mean * mean, 0.0), sq=sq)
         return out
 
-    def cho_solve(self, A, g):
-        """``A^-1 g`` by Cholesky on the device, or ``None`` where ``A`` is not positive
-        definite.
+    def cholesky(self, A):
+        """The lower Cholesky factor of ``A`` on the device, or ``None`` where ``A``
+        is not positive definite.
 
-        UNVERIFIED: written from CuPy's documented API (``cupy.linalg.cholesky``,
-        ``cupyx.scipy.linalg.solve_triangular``) without a GPU to run it on. CuPy's
-        ``cholesky`` does not raise on a matrix that is not positive definite unless
-        ``cupyx.errstate(linalg="raise")`` is set: it returns a factor with NaN, which
-        is checked for here (and the error caught where it does raise)."""
+        UNVERIFIED: written from CuPy's documented API (``cupy.linalg.cholesky``)
+        without a GPU to run it on. CuPy's ``cholesky`` does not raise on a matrix
+        that is not positive definite unless ``cupyx.errstate(linalg="raise")`` is
+        set: it returns a factor with NaN, which is checked for here (and the error
+        caught where it does raise)."""
         cupy = self._cupy
-        from cupyx.scipy.linalg import solve_triangular
-
         try:
             L = cupy.linalg.cholesky(A)
         except Exception as err:  # LinAlgError, under NumPy's or CuPy's name
             if "LinAlgError" in type(err).__name__ or "posit" in str(err).lower():
                 return None
             raise
-        if not bool(cupy.isfinite(L).all()):
-            return None
+        return L if bool(cupy.isfinite(L).all()) else None
+
+    def cho_solve(self, L, g):
+        """``A^-1 g`` from ``A``'s lower Cholesky factor ``L``: two triangular solves
+        on the device (``cupyx.scipy.linalg.solve_triangular``). UNVERIFIED on a GPU."""
+        from cupyx.scipy.linalg import solve_triangular
+
         y = solve_triangular(L, g, lower=True)
-        x = solve_triangular(L, y, lower=True, trans="T")
-        return x if bool(cupy.isfinite(x).all()) else None
+        return solve_triangular(L, y, lower=True, trans="T")
 
     def free_memory(self) -> int:
         """Bytes free on the device: the driver's free memory plus what CuPy's memory

@@ -261,23 +261,29 @@ class NumpyBackend(Backend):
                 return kernels.all_finite(X)
         return bool(np.isfinite(X).all())
 
-    def cho_solve(self, A, g):
-        """``A^-1 g`` by Cholesky, or ``None`` where ``A`` is not positive definite.
-        The factorization is NumPy's (LAPACK on NumPy's own BLAS, which built ``A``):
-        SciPy ships a second copy of OpenBLAS, whose threads contend with the first's,
-        still spinning after the product, for the cores (measured at 650 x 650 on two
-        cores: 25-180 ms against 14-29 ms for the product and NumPy's factor). Only the
-        triangular solves, O(n^2), are SciPy's: LAPACK's ``potrs`` called directly
-        (``solve_triangular``'s checks cost more than the solves on small problems)."""
-        from scipy.linalg.lapack import get_lapack_funcs
-
+    def cholesky(self, A):
+        """The lower Cholesky factor of ``A``, or ``None`` where ``A`` is not positive
+        definite. NumPy's (LAPACK on NumPy's own BLAS, which built ``A``): SciPy ships
+        a second copy of OpenBLAS, whose threads contend with the first's, still
+        spinning after the product, for the cores (measured at 650 x 650 on two cores:
+        25-180 ms against 14-29 ms for the product and NumPy's factor)."""
         try:
             L = np.linalg.cholesky(A)
         except np.linalg.LinAlgError:
             return None
+        return L if np.isfinite(L).all() else None
+
+    def cho_solve(self, L, g):
+        """``A^-1 g`` from ``A``'s lower Cholesky factor ``L``: LAPACK's ``potrs``
+        called directly, O(n^2) (``solve_triangular``'s checks cost more than the
+        solves on small problems)."""
+        from scipy.linalg.lapack import get_lapack_funcs
+
         potrs, = get_lapack_funcs(("potrs",), (L, g))
         x, info = potrs(L, g, lower=1)
-        return x if info == 0 and np.isfinite(x).all() else None
+        if info != 0:
+            raise np.linalg.LinAlgError(f"potrs failed: info={info}")
+        return x
 
     def free_memory(self) -> int | None:
         """Bytes of host memory available to a new allocation: ``MemAvailable`` of

@@ -213,28 +213,30 @@ def test_cupy_sparse_data_scale_equals_numpy(cupy_backend, weighted, subset):
 
 
 # ------------------------------------------------- linear algebra and memory hooks
-def test_numpy_cho_solve_equals_solve():
+def test_numpy_cholesky_and_cho_solve_equal_solve():
     rng = np.random.default_rng(0)
     B = rng.standard_normal((30, 30))
     A = B @ B.T + 0.1 * np.eye(30)  # positive definite
     g = rng.standard_normal(30)
     be = backends.get_backend("numpy")
-    assert_allclose(be.cho_solve(A, g), np.linalg.solve(A, g), rtol=1e-10)
+    L = be.cholesky(A)
+    assert_allclose(L @ L.T, A, rtol=1e-12, atol=1e-12)
+    assert_allclose(be.cho_solve(L, g), np.linalg.solve(A, g), rtol=1e-10)
 
 
-def test_numpy_cho_solve_refuses_what_is_not_positive_definite():
+def test_numpy_cholesky_refuses_what_is_not_positive_definite():
     be = backends.get_backend("numpy")
-    g = np.ones(3)
     indefinite = np.diag([2.0, -1.0, 3.0])
     singular = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    assert be.cho_solve(indefinite, g) is None
-    assert be.cho_solve(singular, g) is None
-    assert be.cho_solve(np.full((3, 3), np.nan), g) is None
+    assert be.cholesky(indefinite) is None
+    assert be.cholesky(singular) is None
+    assert be.cholesky(np.full((3, 3), np.nan)) is None
 
 
-def test_newton_direction_uses_the_backend_cho_solve(monkeypatch):
-    """``xlogreg.optimizers`` takes the backend's own solve where there is one and
-    the array API's otherwise: both give the same direction."""
+def test_newton_direction_uses_the_backend_cholesky(monkeypatch):
+    """``xlogreg.optimizers`` takes the backend's own factorization and solves where
+    there are some and the array API's otherwise: both give the same direction, and
+    a singular matrix gets a ridge, not an error."""
     from xlogreg import optimizers
 
     rng = np.random.default_rng(1)
@@ -242,17 +244,28 @@ def test_newton_direction_uses_the_backend_cho_solve(monkeypatch):
     H, g = B @ B.T + np.eye(8), rng.standard_normal(8)
     be = backends.get_backend("numpy")
     calls = []
-    real = type(be).cho_solve
-    monkeypatch.setattr(type(be), "cho_solve", lambda self, A, b: calls.append(1) or real(self, A, b))
-    x = optimizers.backend_cho_solve(be, H, g)
-    assert calls
+    real_factor, real_solve = type(be).cholesky, type(be).cho_solve
+    monkeypatch.setattr(type(be), "cholesky", lambda self, A: calls.append("f") or real_factor(self, A))
+    monkeypatch.setattr(type(be), "cho_solve", lambda self, L, b: calls.append("s") or real_solve(self, L, b))
+    x = optimizers.cho_solve(be, optimizers.cho_factor(be, H), g)
+    assert calls == ["f", "s"]
+    assert_allclose(x, np.linalg.solve(H, g), rtol=1e-10)
+    monkeypatch.delattr(type(be), "cholesky")
     monkeypatch.delattr(type(be), "cho_solve")
-    assert_allclose(optimizers.backend_cho_solve(be, H, g), x, rtol=1e-10)
+    assert_allclose(optimizers.cho_solve(be, optimizers.cho_factor(be, H), g), x, rtol=1e-10)
+    u = np.ones(8) / np.sqrt(8)
+    singular = (np.eye(8) - np.outer(u, u)) @ H @ (np.eye(8) - np.outer(u, u))  # flat along u
+    L = optimizers.cho_factor(be, singular)
+    assert L is not None and np.isfinite(L).all()
+    r = g - (g @ u) * u  # a right-hand side the singular matrix can reach
+    assert_allclose(singular @ optimizers.cho_solve(be, L, r), r, rtol=1e-6, atol=1e-6)
+    assert optimizers.cho_factor(be, np.full((3, 3), np.nan)) is None
 
 
 def test_base_backend_leaves_the_hooks_out():
     """Callers test for the hooks with hasattr: the base class must not claim them."""
     assert not hasattr(backends.Backend, "cho_solve")
+    assert not hasattr(backends.Backend, "cholesky")
     assert not hasattr(backends.Backend, "free_memory")
 
 
@@ -284,12 +297,12 @@ def test_numpy_free_memory_without_proc(monkeypatch):
 
 
 @pytest.mark.gpu
-def test_cupy_cho_solve_and_free_memory(cupy_backend):
+def test_cupy_cholesky_cho_solve_and_free_memory(cupy_backend):
     cupy = cupy_backend._cupy
     rng = np.random.default_rng(0)
     B = rng.standard_normal((20, 20))
     A, g = B @ B.T + np.eye(20), rng.standard_normal(20)
-    x = cupy_backend.cho_solve(cupy.asarray(A), cupy.asarray(g))
+    x = cupy_backend.cho_solve(cupy_backend.cholesky(cupy.asarray(A)), cupy.asarray(g))
     assert_allclose(cupy.asnumpy(x), np.linalg.solve(A, g), rtol=1e-8)
-    assert cupy_backend.cho_solve(cupy.asarray(np.diag([1.0, -1.0])), cupy.ones(2)) is None
+    assert cupy_backend.cholesky(cupy.asarray(np.diag([1.0, -1.0]))) is None
     assert cupy_backend.free_memory() > 0

@@ -75,6 +75,9 @@ class DaskBackend(backends.Backend):
     """Runs the training loop over a Dask array; ``chunk`` is the chunks' backend."""
 
     xp = np_xp
+    # newton's Hessian-vector products are plain array code, which would build a
+    # graph a step: every Newton step here takes its Hessian from ``hessian_sums``
+    hessian_products = False
 
     def __init__(self, chunk: backends.Backend):
         self.chunk = chunk

@@ -83,11 +83,24 @@ def multinomial_loss(z, y, xp=None):
     return logsumexp(z, axis=1, xp=xp) - xp.sum(y * z, axis=1)
 
 
+def row_max(z, xp):
+    """The max of each row of a 2-D ``z``, as a column: ``(m, 1)``; column by column
+    (see ``multinomial_loss_and_dz``)."""
+    top = z[:, :1]
+    for c in range(1, z.shape[1]):
+        top = xp.maximum(top, z[:, c:c + 1])
+    return top
+
+
 def multinomial_loss_and_dz(z, y, xp=None):
     """Per-sample cross-entropy (shape ``(m,)``) and ``dz = softmax(z) - y``."""
     xp = _ns(xp, z)
-    top = xp.max(z, axis=1, keepdims=True)
+    # sums along a row of a few classes as products with ones, the row max column by
+    # column: NumPy's reductions along a short last axis pay per row (on 1797 x 10,
+    # 88 us a sum against 9, 93 us the max against 28; the whole 487 us against 130)
+    ones = xp.ones((z.shape[1], 1), dtype=z.dtype)
+    top = row_max(z, xp)
     e = xp.exp(z - top)
-    total = xp.sum(e, axis=1, keepdims=True)
-    loss = xp.squeeze(top + xp.log(total), axis=1) - xp.sum(y * z, axis=1)
+    total = e @ ones
+    loss = (top + xp.log(total) - (y * z) @ ones)[:, 0]
     return loss, e / total - y
