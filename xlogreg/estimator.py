@@ -88,8 +88,13 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         with ``lbfgs``'s stopping rule and restrictions: few iterations whatever the
         scaling of the features, at ``O(n_samples (n_features n_classes)^2)`` per
         iteration and ``(n_features n_classes)^2`` floats of memory (refused with
-        a ``MemoryError`` naming ``lbfgs`` where that would not fit). The choice for
-        small and ill-conditioned problems (scikit-learn's ``newton-cholesky``).
+        a ``MemoryError`` naming ``lbfgs`` where that would not fit). Where a
+        Hessian costs many gradients (softmax, a hundred parameters and more), the
+        steps between two Hessians solve the Newton system by conjugate gradients on
+        Hessian-vector products, preconditioned by the last Hessian's factor, and
+        the softmax Hessian at the starting point (weights 0) is a Kronecker product
+        from one binary-sized pass. The choice for small and ill-conditioned
+        problems (scikit-learn's ``newton-cholesky`` and ``newton-cg``).
     batch_size : int or None, default=None
         Examples per gradient step; ``None`` (or at least the number of samples)
         uses all of them.
