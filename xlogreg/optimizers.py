@@ -917,8 +917,10 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
             if not gtd < 0:  # H numerically singular: a gradient step instead
                 d, gtd = -g, -float(xp.sum(g * g))
             refresh = max_products == 0 or used >= max_products
-            # the full step, usually taken: evaluated with its Hessian, the next
-            # iteration's, so that an accepted step costs one pass over X, not two.
+            # the full step, usually taken. Plain Newton evaluates it with its Hessian,
+            # the next iteration's, so that an accepted step costs one pass over X, not
+            # two. With products a Hessian costs many passes: it is computed at the
+            # next point, with one more pass, only where the fit goes on there.
             # Where Newton's quadratic convergence (max|g| falling as its square, at the
             # rate of the last step) says this step ends the fit, its Hessian would go
             # unused: that pass leaves it out (half the time on narrow data, most of it
@@ -928,7 +930,8 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
             # Hessians out and computed 17 of them again; a margin of 4, 71 and 7.
             last = before is not None and result.grad_end ** 3 <= tol / 2 * before ** 2
             step = 1.0
-            f_new, g_new, H_new = everything(theta + d, curvature=refresh and not last)
+            f_new, g_new, H_new = everything(theta + d,
+                                             curvature=max_products == 0 and not last)
             if not f_new <= f + 1e-4 * gtd:
                 g_new = H_new = None
                 refresh = True  # a poor model of J here: the last factor's too
@@ -999,40 +1002,38 @@ def products_per_hessian(backend, X, k, p):
 
 def hessian_product(backend, X, W, b, *, alpha, sample_weight=None, fit_intercept=True):
     """A function ``v -> H v``: the Hessian of the penalized objective at ``(W, b)``
-    times a vector in ``newton``'s order (class by class, each class's weights then
-    its intercept), with two products with ``X`` (in ``X``'s precision; the rest in
-    float64). The probabilities at ``(W, b)`` are computed here, once."""
+    times a float64 vector in ``newton``'s order (class by class, each class's weights
+    then its intercept), with two products with ``X``. The probabilities at ``(W, b)``
+    are computed here, once. The rows' arithmetic is in ``X``'s precision (float32
+    halves its memory traffic): a product steers conjugate gradients, and Newton's
+    float64 gradient, not the product, decides where the fit ends."""
     xp = backend.xp
     n, k = W.shape
-    p = n + (1 if fit_intercept else 0)
+    dtype = X.dtype
     S = X.shape[0] if sample_weight is None else float(xp.sum(sample_weight))
-    Z = xp.astype(X @ W, xp.float64, copy=False) + xp.astype(b, xp.float64)
-    ones = xp.ones((k, 1), dtype=xp.float64)  # row sums as products: see losses
-    rows = xp.ones((X.shape[0],), dtype=xp.float64)
+    Z = X @ W + b
+    ones = xp.ones((k, 1), dtype=dtype)  # row sums as products: see losses
     if k == 1:
         P = 1.0 / (1.0 + xp.exp(-Z))
         D = P * (1.0 - P)
     else:
         E = xp.exp(Z - row_max(Z, xp))
         D = E / (E @ ones)
-    s = None if sample_weight is None else \
-        xp.reshape(xp.astype(sample_weight, xp.float64), (-1, 1))
-    dtype = X.dtype
+    Ds = D if sample_weight is None else \
+        D * xp.reshape(xp.astype(sample_weight, dtype, copy=False), (-1, 1))
+    rows = xp.ones((X.shape[0],), dtype=dtype)
 
     def product(v):
-        V = xp.reshape(v, (k, p))
+        V = xp.reshape(v, (k, -1))
         Vw = V[:, :n]
-        Zv = xp.astype(X @ xp.astype(Vw.T, dtype), xp.float64, copy=False)
+        Zv = X @ xp.astype(Vw.T, dtype)
         if fit_intercept:
-            Zv = Zv + V[:, n]
+            Zv = Zv + xp.astype(V[:, n], dtype)
         # softmax: the row's Hessian diag(P) - P P^T applied to its scores' change
-        R = D * Zv if k == 1 else D * (Zv - (D * Zv) @ ones)
-        if s is not None:
-            R = R * s
-        back = (X.T @ xp.astype(R, dtype, copy=False)).T
-        parts = [xp.astype(back, xp.float64, copy=False) / S + alpha * Vw]
+        R = Ds * Zv if k == 1 else Ds * (Zv - (D * Zv) @ ones)
+        parts = [xp.astype((X.T @ R).T, xp.float64) / S + alpha * Vw]
         if fit_intercept:
-            parts.append(xp.reshape(rows @ R, (k, 1)) / S)
+            parts.append(xp.reshape(xp.astype(rows @ R, xp.float64), (k, 1)) / S)
         return xp.reshape(xp.concat(parts, axis=1), (-1,))
 
     return product
