@@ -279,8 +279,9 @@ class NumpyBackend(Backend):
         solves on small problems)."""
         from scipy.linalg.lapack import get_lapack_funcs
 
-        potrs, = get_lapack_funcs(("potrs",), (L, g))
-        x, info = potrs(L, g, lower=1)
+        U = L.T  # Fortran order, as LAPACK takes it: C-ordered L would be copied a call
+        potrs, = get_lapack_funcs(("potrs",), (U, g))
+        x, info = potrs(U, g, lower=0)
         if info != 0:
             raise np.linalg.LinAlgError(f"potrs failed: info={info}")
         return x

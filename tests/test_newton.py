@@ -392,8 +392,9 @@ def test_newton_with_products_reaches_the_optimum_with_fewer_hessians(raw, weigh
 
 
 def test_newton_computes_a_hessian_when_the_products_run_out(digits, monkeypatch):
-    """A budget of one product a step: the steps that use it up are followed by a
-    Hessian, and the fit still ends at plain Newton's optimum."""
+    """A budget of two products a step (the least the cost model gives): the steps
+    that use it up are followed by a Hessian, and the fit still ends at plain
+    Newton's optimum."""
     from sklearn.datasets import load_digits
 
     from xlogreg import optimizers
@@ -404,10 +405,32 @@ def test_newton_computes_a_hessian_when_the_products_run_out(digits, monkeypatch
         m.setattr(optimizers, "products_per_hessian", lambda *args: 0)
         plain.fit(X, y)
     with monkeypatch.context() as m:
-        m.setattr(optimizers, "products_per_hessian", lambda *args: 1)
+        m.setattr(optimizers, "products_per_hessian", lambda *args: 2)
         flags = _passes(m, False)
         ours = LogisticRegression(backend="numpy", solver="newton", tol=1e-9).fit(X, y)
     assert flags.count(True) > 2  # Hessians again and again
     J_plain = objective(X, y, plain.coef_, plain.intercept_, 1.0)
     J = objective(X, y, ours.coef_, ours.intercept_, 1.0)
     assert abs(J - J_plain) / J_plain < 1e-9
+
+
+def test_newton_judges_every_trial_step_in_float64(digits):
+    """float32 features in the millions at a weak penalty: the line search's trials
+    are judged by the same float64 pass as the full step. Judged in float32, a trial
+    once passed for a decrease, and the fit stopped as converged with a gradient of
+    1.6 (a million times ``tol``); the gradient here is recomputed in float64."""
+    from sklearn.datasets import load_digits
+
+    from xlogreg import backends
+    from xlogreg.models import encode_targets
+
+    X, y = load_digits(return_X_y=True)
+    X32 = (X * 1e6).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        est = LogisticRegression(backend="numpy", solver="newton", tol=1e-6, C=1e4).fit(X32, y)
+    g = hessian_pass(backends.get_backend("numpy"), X32.astype(np.float64),
+                     encode_targets(y, 10, np.float64), est.coef_.T.astype(np.float64),
+                     est.intercept_.astype(np.float64), alpha=1 / (1e4 * len(y)),
+                     curvature=False)[1]
+    assert np.abs(g).max() < 1e-5

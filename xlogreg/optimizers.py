@@ -854,13 +854,6 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
         bc = xp.astype(T[:, n], dtype) if fit_intercept else xp.zeros((k,), dtype=dtype)
         return Wc, bc
 
-    def value(theta):
-        Wc, bc = unpack(theta)
-        loss, _, _ = fast_loss_and_gradient(backend, X, Y, Wc, bc, 1.0 / S, 0.0,
-                                            sample_weight)
-        w = xp.astype(Wc, xp.float64)
-        return float(loss) / S + 0.5 * alpha * float(xp.sum(w * w))
-
     parts = [xp.astype(W, xp.float64).T]
     if fit_intercept:
         parts.append(xp.reshape(xp.astype(b, xp.float64), (k, 1)))
@@ -884,12 +877,12 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
     try:
         if k > 1 and not bool(xp.any(W != 0)):
             f, g, _ = everything(theta, curvature=False)
-            H = _shared_hessian(backend, X, Y, b, alpha=alpha, sample_weight=sample_weight,
+            H = _shared_hessian(backend, X, Y, b if fit_intercept else xp.zeros_like(b),
+                                alpha=alpha, sample_weight=sample_weight,
                                 fit_intercept=fit_intercept)
         else:
             f, g, H = everything(theta)
         factor = None
-        refresh = True  # this point gets a Hessian of its own
         before = None  # max|g| before the last step, where that was a full Newton step
         while True:
             if result.reached(g, tol, xp):
@@ -897,7 +890,8 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
             if result.n_iter >= max_iter:
                 break
             if H is None and (refresh or factor is None):
-                # the step foreseen to be the last was not, or a step backtracked
+                # the step foreseen to be the last was not, a step backtracked, or the
+                # products ran out: this point's own Hessian
                 g, H = everything(theta)[1:]
             used = 0
             if H is not None:
@@ -933,12 +927,13 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
             f_new, g_new, H_new = everything(theta + d,
                                              curvature=max_products == 0 and not last)
             if not f_new <= f + 1e-4 * gtd:
-                g_new = H_new = None
-                refresh = True  # a poor model of J here: the last factor's too
+                # backtracking, each trial judged by the same float64 pass as the full
+                # step (a float32 objective there once accepted a step that raised J);
+                # the point reached gets its own Hessian
+                H_new, refresh = None, True
                 for _ in range(60):
                     step *= 0.5
-                    f_new = value(theta + step * d)
-                    result.n_evals += 1
+                    f_new, g_new, _ = everything(theta + step * d, curvature=False)
                     if f_new <= f + 1e-4 * step * gtd:
                         break
             if not f_new <= f:
@@ -950,7 +945,7 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
             before = result.grad_end if H_new is not None else None
             if result.record(f_old, f_new, step, log):
                 break
-            g, H = (g_new, H_new) if g_new is not None else everything(theta)[1:]
+            g, H = g_new, H_new
     finally:
         log.close(result.converged, result.n_iter, "iterations")
     result.W, result.b = unpack(theta)
@@ -961,14 +956,17 @@ def _shared_hessian(backend, X, Y, b, *, alpha, sample_weight=None, fit_intercep
     """The softmax Hessian where the weights are 0: every row then has the same
     probabilities ``q = softmax(b)``, and the Hessian is a Kronecker product,
     ``(diag(q) - q q^T) (x) X~^T diag(s) X~ / S`` plus the ridge: one binary-sized
-    pass (``X~^T diag(s) X~`` is 4 times the binary Hessian at 0, hooks included)
-    instead of ``k (k + 1) / 2`` blocks of it."""
+    pass (``X~^T diag(s) X~`` is 4 times the binary Hessian at 0, through the
+    backend's hook where it has one) instead of ``k (k + 1) / 2`` blocks of it."""
     xp = backend.xp
     n, k = X.shape[1], b.shape[0]
     p = n + (1 if fit_intercept else 0)
     zero_w = xp.zeros((n, 1), dtype=X.dtype)
     zero_b = xp.zeros((1,), dtype=X.dtype)
-    gram = 4.0 * hessian_pass(backend, X, Y[:, :1], zero_w, zero_b, alpha=0.0,
+    # any labels (only the Hessian is kept), Y's kind of array, contiguous (NumPy's
+    # compiled hook takes no strided column)
+    labels = Y[:, :1] * 0
+    gram = 4.0 * hessian_pass(backend, X, labels, zero_w, zero_b, alpha=0.0,
                               sample_weight=sample_weight, fit_intercept=fit_intercept)[2]
     z = xp.astype(b, xp.float64)
     q = xp.exp(z - xp.max(z))
@@ -1044,32 +1042,34 @@ def _preconditioned_cg(backend, product, factor, g, limit):
     sqrt(||g||)) ||g||`` (superlinear near the optimum), by conjugate gradients on
     ``product`` (``v -> H v``), preconditioned by ``factor`` (the Cholesky factor of
     an earlier Hessian: where that Hessian is close, one or two products suffice),
-    with at most ``limit`` products. Returns ``(d, products used)``."""
+    with at most ``limit`` products. Returns ``(d, products used)``; where CG breaks
+    down (a direction without positive curvature, NaN), the last factor's own step
+    and ``limit``, so that the caller computes a Hessian next."""
     xp = backend.xp
     gnorm = math.sqrt(float(_vdot(g, g, xp)))
     goal = min(0.5, math.sqrt(gnorm)) * gnorm
-    d = -cho_solve(backend, factor, g)  # the last Hessian's step: CG's first direction
-    r, direction = -g, d
-    rz = -float(_vdot(g, d, xp))
-    d = xp.zeros_like(g)
+    r = -g
+    direction = cho_solve(backend, factor, r)  # the last Hessian's step
+    rz = float(_vdot(r, direction, xp))
+    d = None
     used = 0
     while used < limit:
         Hp = product(direction)
         used += 1
         curve = float(_vdot(direction, Hp, xp))
-        if not (curve > 0 and rz > 0):  # rounding, at the optimum: keep what there is
+        if not (curve > 0 and rz > 0):
             break
         a = rz / curve
-        d = d + a * direction
+        d = a * direction if d is None else d + a * direction
         r = r - a * Hp
         if math.sqrt(float(_vdot(r, r, xp))) <= goal:
-            break
+            return d, used
         z = cho_solve(backend, factor, r)
         rz, rz_old = float(_vdot(r, z, xp)), rz
         direction = z + (rz / rz_old) * direction
-    if not bool(xp.any(d != 0)):
-        d = -cho_solve(backend, factor, g)
-    return d, used
+    if d is None or not bool(xp.all(xp.isfinite(d))):
+        return cho_solve(backend, factor, -g), limit
+    return d, limit
 
 
 def cho_factor(backend, H):
