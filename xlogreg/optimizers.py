@@ -844,7 +844,6 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
     n, k = W.shape
     p = n + (1 if fit_intercept else 0)
     dtype = X.dtype
-    S = X.shape[0] if sample_weight is None else float(xp.sum(sample_weight))
     if max_products is None:
         max_products = products_per_hessian(backend, X, k, p)
 
@@ -882,7 +881,7 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
                                 fit_intercept=fit_intercept)
         else:
             f, g, H = everything(theta)
-        factor = None
+        factor, refresh = None, True  # refresh: the next point gets its own Hessian
         before = None  # max|g| before the last step, where that was a full Newton step
         while True:
             if result.reached(g, tol, xp):
