@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import backends
-from .losses import binary_loss_and_dz, multinomial_loss_and_dz, row_max
+from .losses import binary_loss_and_dz, multinomial_loss_and_dz, row_max, sigmoid, softmax
 from .models import fast_loss_and_gradient, predict_index
 
 __all__ = ["GDResult", "LearningRate", "LineSearch", "SCHEDULES", "data_scale",
@@ -680,9 +680,7 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
         hessian_sums(backend, X, Y, W, b, sample_weight, fit_intercept, curvature)
     W64 = xp.astype(W, xp.float64, copy=False)
     if curvature:
-        ridge = xp.concat([xp.full((n,), alpha, dtype=xp.float64),
-                           xp.zeros((p - n,), dtype=xp.float64)] * k)
-        H = _add_diagonal(H / S, ridge, xp)
+        H = _add_diagonal(H / S, _ridge(alpha, n, p, k, xp), xp)
     else:  # whatever a hook returned: an unscaled sum would pass for a Hessian
         H = None
     G = G / S + alpha * xp.concat([W64.T, xp.zeros((k, p - n), dtype=xp.float64)], axis=1)
@@ -967,14 +965,17 @@ def _shared_hessian(backend, X, Y, b, *, alpha, sample_weight=None, fit_intercep
     labels = Y[:, :1] * 0
     gram = 4.0 * hessian_pass(backend, X, labels, zero_w, zero_b, alpha=0.0,
                               sample_weight=sample_weight, fit_intercept=fit_intercept)[2]
-    z = xp.astype(b, xp.float64)
-    q = xp.exp(z - xp.max(z))
-    q = q / xp.sum(q)
+    q = softmax(xp.astype(b, xp.float64), xp=xp)
     C = _diag(q, xp) - q[:, None] * q[None, :]
     H = xp.reshape(xp.reshape(C, (k, 1, k, 1)) * xp.reshape(gram, (1, p, 1, p)), (k * p, k * p))
-    ridge = xp.concat([xp.full((n,), alpha, dtype=xp.float64),
-                       xp.zeros((p - n,), dtype=xp.float64)] * k)
-    return _add_diagonal(H, ridge, xp)
+    return _add_diagonal(H, _ridge(alpha, n, p, k, xp), xp)
+
+
+def _ridge(alpha, n, p, k, xp):
+    """The penalty's diagonal in ``newton``'s order: ``alpha`` on each class's ``n``
+    weights, 0 on its intercept."""
+    return xp.concat([xp.full((n,), alpha, dtype=xp.float64),
+                      xp.zeros((p - n,), dtype=xp.float64)] * k)
 
 
 def products_per_hessian(backend, X, k, p):
@@ -1011,7 +1012,7 @@ def hessian_product(backend, X, W, b, *, alpha, sample_weight=None, fit_intercep
     Z = X @ W + b
     ones = xp.ones((k, 1), dtype=dtype)  # row sums as products: see losses
     if k == 1:
-        P = 1.0 / (1.0 + xp.exp(-Z))
+        P = sigmoid(Z, xp)  # no overflow warning on large scores
         D = P * (1.0 - P)
     else:
         E = xp.exp(Z - row_max(Z, xp))
