@@ -434,3 +434,82 @@ def test_newton_judges_every_trial_step_in_float64(digits):
                      est.intercept_.astype(np.float64), alpha=1 / (1e4 * len(y)),
                      curvature=False)[1]
     assert np.abs(g).max() < 1e-5
+
+
+def test_a_rough_hessian_is_the_exact_one_to_float32_precision(rng):
+    """``exact=False`` (the Hessians that only precondition products): float32
+    products, within float32's error of the float64 Hessian (binary and softmax, float64
+    and float32 data, weighted), not equal to it (they are float32 products); sparse
+    data keeps its exact Hessian."""
+    import scipy.sparse as sp
+
+    from xlogreg import backends
+    from xlogreg.models import encode_targets
+
+    be = backends.get_backend("numpy")
+    X = rng.normal(size=(3000, 40)) * rng.uniform(0.1, 10, 40)
+    sw = rng.uniform(0.5, 2, 3000)
+    for n_classes in (2, 4):
+        k = 1 if n_classes == 2 else n_classes
+        Y = encode_targets(rng.integers(0, n_classes, 3000), n_classes, np.float64)
+        W, b = rng.normal(size=(40, k)) * 0.05, rng.normal(size=k)
+        for data in (X, X.astype(np.float32)):
+            J, g, H = hessian_pass(be, data, Y, W, b, alpha=0.3, sample_weight=sw)
+            J2, g2, H2 = hessian_pass(be, data, Y, W, b, alpha=0.3, sample_weight=sw,
+                                      exact=False)
+            assert H2.dtype == np.float64 and J2 == J
+            np.testing.assert_array_equal(g2, g)
+            error = np.abs(H2 - H).max() / np.abs(H).max()
+            assert 0 < error < 1e-5
+        sparse = sp.csr_matrix(X * (X > 1))
+        H = hessian_pass(be, sparse, Y, W, b, alpha=0.3, sample_weight=sw)[2]
+        np.testing.assert_array_equal(
+            hessian_pass(be, sparse, Y, W, b, alpha=0.3, sample_weight=sw, exact=False)[2], H)
+
+
+def _exact_flags(monkeypatch):
+    """Spies on Newton's Hessians: the list of their ``exact`` flags."""
+    from xlogreg import optimizers
+
+    flags = []
+    real = optimizers.hessian_pass
+
+    def spy(*args, curvature=True, exact=True, **kwargs):
+        if curvature:
+            flags.append(exact)
+        return real(*args, curvature=curvature, exact=exact, **kwargs)
+
+    monkeypatch.setattr(optimizers, "hessian_pass", spy)
+    return flags
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e6])
+def test_newton_takes_float32_hessians_only_where_they_precondition_well(scale, monkeypatch):
+    """With products, Newton's Hessians are float32 ones; where the first needs more
+    than two products at its own point (float32 features in the millions at a weak
+    penalty), the ones after it are exact. Either way the fit ends where the float64
+    gradient is within ``tol`` (up to the rounding of the coefficients to float32)."""
+    from sklearn.datasets import load_digits
+
+    from xlogreg import backends, optimizers
+    from xlogreg.models import encode_targets
+
+    X, y = load_digits(return_X_y=True)
+    X = (X * scale).astype(np.float32)
+    C = 1.0 if scale == 1 else 1e4
+    with monkeypatch.context() as m:
+        m.setattr(optimizers, "products_per_hessian", lambda *args: 8)
+        flags = _exact_flags(m)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            ours = LogisticRegression(backend="numpy", solver="newton", tol=1e-6, C=C).fit(X, y)
+    assert flags[0] is False
+    if scale == 1:
+        assert not any(flags)
+    else:
+        assert flags[-1] is True
+    g = hessian_pass(backends.get_backend("numpy"), X.astype(np.float64),
+                     encode_targets(y, 10, np.float64), ours.coef_.T.astype(np.float64),
+                     ours.intercept_.astype(np.float64), alpha=1 / (C * len(y)),
+                     curvature=False)[1]
+    assert np.abs(g).max() < 1e-5

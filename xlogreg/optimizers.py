@@ -659,7 +659,7 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
 
 
 def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
-                 curvature=True):
+                 curvature=True, exact=True):
     """The objective ``J``, its gradient and its exact Hessian at ``(W, b)``, from
     one pass over ``X``; returns ``(J, G, H)`` in float64 on the device, with the
     parameters ordered class by class, each class's weights then (with
@@ -668,7 +668,8 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
     backend's ``hessian_sums`` where it has one for these arrays (Dask: one task per
     worker; NumPy: a compiled pass over narrow binary data), else from
     ``hessian_sums`` below. Without ``curvature``, ``H`` is None: the same ``J`` and
-    ``G``, at the same precision, from a cheaper pass.
+    ``G``, at the same precision, from a cheaper pass. Without ``exact``, ``H`` may
+    be a float32 one (see ``hessian_sums``).
     """
     xp = backend.xp
     n, k = W.shape
@@ -677,7 +678,7 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
     own = getattr(backend, "hessian_sums", None)
     out = None if own is None else own(X, Y, W, b, sample_weight, fit_intercept, curvature)
     loss, G, H = out if out is not None else \
-        hessian_sums(backend, X, Y, W, b, sample_weight, fit_intercept, curvature)
+        hessian_sums(backend, X, Y, W, b, sample_weight, fit_intercept, curvature, exact)
     W64 = xp.astype(W, xp.float64, copy=False)
     if curvature:
         H = _add_diagonal(H / S, _ridge(alpha, n, p, k, xp), xp)
@@ -689,13 +690,16 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
 
 
 def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True,
-                 curvature=True):
+                 curvature=True, exact=True):
     """``(sum s L, sum s dZ X~ (k, p), sum of the Hessian blocks (k p, k p))`` over
     the rows of ``X``, unscaled and unpenalized, in blocks of rows: one pass. For
     softmax the ``(c, c')`` block is ``X~^T diag(s (P_c delta_cc' - P_c P_c')) X~``
     (``X~`` = ``X`` with a column of ones), ``k (k + 1) / 2`` products per block of
     rows; each block is cast to float64 once, so float32 data gets a float64 Hessian.
     Without ``curvature`` the third entry is None and its products are skipped.
+    Without ``exact``, a dense block's Hessian products are float32 ones (twice
+    BLAS's float64 speed, a relative error near ``1e-6``), summed over the blocks in
+    float64: a Hessian that only preconditions ``newton``'s conjugate gradients.
     """
     xp = backend.xp
     n, k = W.shape
@@ -737,16 +741,20 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True,
         G = G + xp.concat(parts, axis=1)
         if not curvature:
             continue
+        if not (exact or sparse):
+            Xb = xp.astype(X[lo:hi, ...], xp.float32, copy=False)
+            P = xp.astype(P, xp.float32)
+            s = None if s is None else xp.astype(s, xp.float32)
         if k == 1 and not sparse:
             # X~^T diag(d) X~ as R^T R, R = sqrt(d) X~ (d >= 0): one symmetric
             # product, which BLAS (syrk) does in half the time of a general one
             d = P[:, 0] * (1.0 - P[:, 0])
             r = xp.reshape(xp.sqrt(xp.maximum(d if s is None else d * s, 0.0)), (-1, 1))
             R = xp.concat([Xb * r, r], axis=1) if fit_intercept else Xb * r
-            H = H + R.T @ R
+            H = H + xp.astype(R.T @ R, xp.float64, copy=False)
             continue
         Xt = Xb if sparse or not fit_intercept else xp.concat(
-            [Xb, xp.ones((hi - lo, 1), dtype=xp.float64)], axis=1)
+            [Xb, xp.ones((hi - lo, 1), dtype=Xb.dtype)], axis=1)
         if sparse:
             for c in range(k):
                 for c2 in range(c, k):
@@ -764,9 +772,9 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True,
         root = None if s is None else xp.reshape(xp.sqrt(s), (-1, 1))
         Ps = P if root is None else P * root
         A = xp.reshape(xp.reshape(Ps, (-1, k, 1)) * xp.reshape(Xt, (-1, 1, p)), (-1, k * p))
-        H = H - A.T @ A  # symmetric: syrk, half a general product's time
+        H = H - xp.astype(A.T @ A, xp.float64, copy=False)  # syrk: half a gemm's time
         # the k diagonal blocks X~^T diag(s P_c) X~ side by side, in one product
-        diagonal = Xt.T @ (A if root is None else A * root)
+        diagonal = xp.astype(Xt.T @ (A if root is None else A * root), xp.float64, copy=False)
         for c in range(k):
             H = _put(H, c * p, c * p, diagonal[:, c * p:(c + 1) * p], xp)
     return loss, G, H if curvature else None
@@ -836,7 +844,9 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
     products with ``X`` each), preconditioned by the Cholesky factor of the last
     Hessian, which makes one to a few products enough. The next Hessian is computed
     when a step takes ``max_products`` products or backtracks (``None``: the cost
-    model's number; ``0``: a Hessian at every step, plain Newton).
+    model's number; ``0``: a Hessian at every step, plain Newton). Such a Hessian
+    only preconditions, and is computed with float32 products (twice as fast), unless
+    one of them needed more than two products at its own point.
     """
     xp = backend.xp
     n, k = W.shape
@@ -855,11 +865,17 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
     if fit_intercept:
         parts.append(xp.reshape(xp.astype(b, xp.float64), (k, 1)))
     theta = xp.reshape(xp.concat(parts, axis=1), (-1,))
+    # with products, a Hessian only preconditions them, and float32 products (twice
+    # as fast) suffice: at its own point such a Hessian's step meets CG's tolerance
+    # with a product or two. Where it takes more, float32 lost too much (features in
+    # the millions at a weak penalty): the Hessians that follow are exact ones.
+    exact = max_products == 0
+
     def everything(theta, curvature=True):
         result.n_evals += 1
         Wc, bc = unpack(theta)
         return hessian_pass(backend, X, Y, Wc, bc, alpha=alpha, sample_weight=sample_weight,
-                            fit_intercept=fit_intercept, curvature=curvature)
+                            fit_intercept=fit_intercept, curvature=curvature, exact=exact)
 
     # softmax with intercepts: moving every class's intercept by the same amount
     # changes nothing, so H is singular along that direction u and g is orthogonal to
@@ -876,7 +892,7 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
             f, g, _ = everything(theta, curvature=False)
             H = _shared_hessian(backend, X, Y, b if fit_intercept else xp.zeros_like(b),
                                 alpha=alpha, sample_weight=sample_weight,
-                                fit_intercept=fit_intercept)
+                                fit_intercept=fit_intercept, exact=exact)
         else:
             f, g, H = everything(theta)
         factor, refresh = None, True  # refresh: the next point gets its own Hessian
@@ -898,12 +914,14 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
                     # conditioned
                     A = H + (float(xp.max(xp.abs(H))) / k) * (gauge[:, None] * gauge[None, :])
                 factor = cho_factor(backend, A)
+            if max_products == 0 or factor is None:
                 d = None if factor is None else -cho_solve(backend, factor, g)
-            else:
+            else:  # at a new Hessian too, as it may be a float32 one
                 product = hessian_product(backend, X, *unpack(theta), alpha=alpha,
                                           sample_weight=sample_weight,
                                           fit_intercept=fit_intercept)
                 d, used = _preconditioned_cg(backend, product, factor, g, max_products)
+                exact = exact or (H is not None and used > 2)
             gtd = math.nan if d is None else float(xp.sum(g * d))
             if not gtd < 0:  # H numerically singular: a gradient step instead
                 d, gtd = -g, -float(xp.sum(g * g))
@@ -949,7 +967,8 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
     return result
 
 
-def _shared_hessian(backend, X, Y, b, *, alpha, sample_weight=None, fit_intercept=True):
+def _shared_hessian(backend, X, Y, b, *, alpha, sample_weight=None, fit_intercept=True,
+                    exact=True):
     """The softmax Hessian where the weights are 0: every row then has the same
     probabilities ``q = softmax(b)``, and the Hessian is a Kronecker product,
     ``(diag(q) - q q^T) (x) X~^T diag(s) X~ / S`` plus the ridge: one binary-sized
@@ -964,7 +983,8 @@ def _shared_hessian(backend, X, Y, b, *, alpha, sample_weight=None, fit_intercep
     # compiled hook takes no strided column)
     labels = Y[:, :1] * 0
     gram = 4.0 * hessian_pass(backend, X, labels, zero_w, zero_b, alpha=0.0,
-                              sample_weight=sample_weight, fit_intercept=fit_intercept)[2]
+                              sample_weight=sample_weight, fit_intercept=fit_intercept,
+                              exact=exact)[2]
     q = softmax(xp.astype(b, xp.float64), xp=xp)
     C = _diag(q, xp) - q[:, None] * q[None, :]
     H = xp.reshape(xp.reshape(C, (k, 1, k, 1)) * xp.reshape(gram, (1, p, 1, p)), (k * p, k * p))
