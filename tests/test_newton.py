@@ -513,3 +513,30 @@ def test_newton_takes_float32_hessians_only_where_they_precondition_well(scale, 
                      ours.intercept_.astype(np.float64), alpha=1 / (C * len(y)),
                      curvature=False)[1]
     assert np.abs(g).max() < 1e-5
+
+
+def test_a_gradient_pass_over_many_blocks_of_rows(rng):
+    """Wide rows, so that the pass without the Hessian goes through several blocks (of
+    4 MiB): its loss and gradient sums against a direct float64 computation, from
+    float32 data too."""
+    from scipy.special import expit
+
+    from xlogreg import backends
+    from xlogreg.optimizers import hessian_sums
+
+    be = backends.get_backend("numpy")
+    X = rng.normal(size=(200, 20000))
+    y = (rng.random(200) < 0.4).astype(np.float64)
+    sw = rng.uniform(0.5, 2, 200)
+    W, b = rng.normal(size=(20000, 1)) * 0.01, np.array([0.3])
+    for data in (X, X.astype(np.float32)):
+        Xr, w = data.astype(np.float64), W[:, 0].astype(data.dtype).astype(np.float64)
+        z = Xr @ w + float(b.astype(data.dtype)[0])
+        loss = np.sum(sw * (np.logaddexp(0, z) - y * z))
+        dz = sw * (expit(z) - y)
+        G_ref = np.concatenate([Xr.T @ dz, [dz.sum()]])
+        J, G, H = hessian_sums(be, data, y[:, None].astype(data.dtype), W.astype(data.dtype),
+                               b.astype(data.dtype), sw, True, curvature=False)
+        assert H is None
+        np.testing.assert_allclose(J, loss, rtol=1e-12)
+        np.testing.assert_allclose(G[0], G_ref, rtol=1e-10, atol=1e-10 * np.abs(G_ref).max())

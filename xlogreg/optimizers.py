@@ -710,9 +710,15 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True,
     G = xp.zeros((k, p), dtype=xp.float64)
     loss = 0.0
     sparse = backends.is_sparse(X)
-    # 32 MiB of float64 a block for the k scaled copies of X~: large blocks for BLAS
-    # (a product's cost has a part per block, the update of the (k p)^2 result)
-    rows = max(1, (1 << 22) // max(1, p * k))
+    if curvature:
+        # 32 MiB a block for the k scaled copies of X~ (float64, or float32 ones):
+        # large blocks for BLAS (a product's cost has a part per block, the update of
+        # the (k p)^2 result)
+        rows = max(1, (1 << 25) // (8 if exact else 4) // max(1, p * k))
+    else:
+        # 4 MiB of float64 rows: the block's cast and its two products in cache
+        # (20,000 x 2,000 float32: 33 ms a pass against 89 in blocks of 32 MiB)
+        rows = max(64, (1 << 19) // max(1, n))
     for lo in range(0, m, rows):
         hi = min(lo + rows, m)
         Xb = X[lo:hi, ...]
@@ -751,7 +757,7 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True,
             d = P[:, 0] * (1.0 - P[:, 0])
             r = xp.reshape(xp.sqrt(xp.maximum(d if s is None else d * s, 0.0)), (-1, 1))
             R = xp.concat([Xb * r, r], axis=1) if fit_intercept else Xb * r
-            H = H + xp.astype(R.T @ R, xp.float64, copy=False)
+            H = _put(H, 0, 0, R.T @ R, xp)
             continue
         Xt = Xb if sparse or not fit_intercept else xp.concat(
             [Xb, xp.ones((hi - lo, 1), dtype=Xb.dtype)], axis=1)
@@ -772,9 +778,9 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True,
         root = None if s is None else xp.reshape(xp.sqrt(s), (-1, 1))
         Ps = P if root is None else P * root
         A = xp.reshape(xp.reshape(Ps, (-1, k, 1)) * xp.reshape(Xt, (-1, 1, p)), (-1, k * p))
-        H = H - xp.astype(A.T @ A, xp.float64, copy=False)  # syrk: half a gemm's time
+        H = _put(H, 0, 0, -(A.T @ A), xp)  # symmetric: syrk, half a gemm's time
         # the k diagonal blocks X~^T diag(s P_c) X~ side by side, in one product
-        diagonal = xp.astype(Xt.T @ (A if root is None else A * root), xp.float64, copy=False)
+        diagonal = Xt.T @ (A if root is None else A * root)
         for c in range(k):
             H = _put(H, c * p, c * p, diagonal[:, c * p:(c + 1) * p], xp)
     return loss, G, H if curvature else None
@@ -796,7 +802,8 @@ def _weighted_gram(Xb, d, fit_intercept, sparse, xp):
 
 
 def _put(H, r, c, block, xp):
-    """``H[r:r+p, c:c+p] += block`` (array-API arrays are not all writable)."""
+    """``H[r:r+p, c:c+p] += block``, in place where ``H`` takes it (array-API arrays
+    are not all writable), a float32 ``block`` added in float64."""
     try:
         H[r:r + block.shape[0], c:c + block.shape[1]] += block
         return H
