@@ -697,9 +697,11 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True,
     (``X~`` = ``X`` with a column of ones), ``k (k + 1) / 2`` products per block of
     rows; each block is cast to float64 once, so float32 data gets a float64 Hessian.
     Without ``curvature`` the third entry is None and its products are skipped.
-    Without ``exact``, a dense block's Hessian products are float32 ones (twice
-    BLAS's float64 speed, a relative error near ``1e-6``), summed over the blocks in
-    float64: a Hessian that only preconditions ``newton``'s conjugate gradients.
+    Without ``exact``, a dense binary block's ``R^T R`` is a float32 product (twice
+    BLAS's float64 speed, a relative error near ``1e-6``: a sum of squares, no
+    cancellation), summed over the blocks in float64: a Hessian that only
+    preconditions ``newton``'s conjugate gradients. (Softmax's blocks are differences
+    of two such products, which float32 would turn indefinite: they stay float64.)
     """
     xp = backend.xp
     n, k = W.shape
@@ -710,15 +712,9 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True,
     G = xp.zeros((k, p), dtype=xp.float64)
     loss = 0.0
     sparse = backends.is_sparse(X)
-    if curvature:
-        # 32 MiB a block for the k scaled copies of X~ (float64, or float32 ones):
-        # large blocks for BLAS (a product's cost has a part per block, the update of
-        # the (k p)^2 result)
-        rows = max(1, (1 << 25) // (8 if exact else 4) // max(1, p * k))
-    else:
-        # 4 MiB of float64 rows: the block's cast and its two products in cache
-        # (20,000 x 2,000 float32: 33 ms a pass against 89 in blocks of 32 MiB)
-        rows = max(64, (1 << 19) // max(1, n))
+    # 32 MiB of float64 a block for the k scaled copies of X~: large blocks for BLAS
+    # (a product's cost has a part per block, the update of the (k p)^2 result)
+    rows = max(1, (1 << 22) // max(1, p * k))
     for lo in range(0, m, rows):
         hi = min(lo + rows, m)
         Xb = X[lo:hi, ...]
@@ -747,17 +743,18 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True,
         G = G + xp.concat(parts, axis=1)
         if not curvature:
             continue
-        if not (exact or sparse):
-            Xb = xp.astype(X[lo:hi, ...], xp.float32, copy=False)
-            P = xp.astype(P, xp.float32)
-            s = None if s is None else xp.astype(s, xp.float32)
         if k == 1 and not sparse:
             # X~^T diag(d) X~ as R^T R, R = sqrt(d) X~ (d >= 0): one symmetric
             # product, which BLAS (syrk) does in half the time of a general one
             d = P[:, 0] * (1.0 - P[:, 0])
             r = xp.reshape(xp.sqrt(xp.maximum(d if s is None else d * s, 0.0)), (-1, 1))
+            top = 1.0
+            if not exact:  # float32, r scaled to at most 1 (tiny weights underflowed)
+                top = float(xp.max(r)) or 1.0
+                Xb = xp.astype(X[lo:hi, ...], xp.float32, copy=False)
+                r = xp.astype(r / top, xp.float32)
             R = xp.concat([Xb * r, r], axis=1) if fit_intercept else Xb * r
-            H = _put(H, 0, 0, R.T @ R, xp)
+            H = _put(H, 0, 0, R.T @ R if exact else xp.astype(R.T @ R, xp.float64) * top ** 2, xp)
             continue
         Xt = Xb if sparse or not fit_intercept else xp.concat(
             [Xb, xp.ones((hi - lo, 1), dtype=Xb.dtype)], axis=1)
@@ -872,10 +869,11 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
     if fit_intercept:
         parts.append(xp.reshape(xp.astype(b, xp.float64), (k, 1)))
     theta = xp.reshape(xp.concat(parts, axis=1), (-1,))
-    # with products, a Hessian only preconditions them, and float32 products (twice
-    # as fast) suffice: at its own point such a Hessian's step meets CG's tolerance
-    # with a product or two. Where it takes more, float32 lost too much (features in
-    # the millions at a weak penalty): the Hessians that follow are exact ones.
+    # with products, a Hessian only preconditions them, and a binary one from float32
+    # products (twice as fast) suffices: at its own point its step meets CG's
+    # tolerance with one product. Where it takes 3 (or the whole budget, if less),
+    # float32 lost too much (features in the millions at a weak penalty): the
+    # Hessians that follow are exact ones.
     exact = max_products == 0
 
     def everything(theta, curvature=True):
@@ -892,6 +890,15 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
     if k > 1 and fit_intercept:
         gauge = xp.reshape(xp.concat([xp.zeros((k, n), dtype=xp.float64),
                                       xp.ones((k, 1), dtype=xp.float64)], axis=1), (-1,))
+
+    def factorize(H):
+        A = H
+        if gauge is not None:
+            # c: the intercepts' own curvature scale, so the factor stays well
+            # conditioned
+            A = H + (float(xp.max(xp.abs(H))) / k) * (gauge[:, None] * gauge[None, :])
+        return cho_factor(backend, A)
+
     result = LBFGSResult(W, b)
     log = _Progress(verbose, max_iter)
     try:
@@ -915,12 +922,13 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
                 g, H = everything(theta)[1:]
             used = 0
             if H is not None:
-                A = H
-                if gauge is not None:
-                    # c: the intercepts' own curvature scale, so the factor stays well
-                    # conditioned
-                    A = H + (float(xp.max(xp.abs(H))) / k) * (gauge[:, None] * gauge[None, :])
-                factor = cho_factor(backend, A)
+                factor = factorize(H)
+                if factor is None and not exact:
+                    # float32 overflowed (features near 1e19): this point's exact
+                    # Hessian, and exact ones from here on
+                    exact = True
+                    g, H = everything(theta)[1:]
+                    factor = factorize(H)
             if max_products == 0 or factor is None:
                 d = None if factor is None else -cho_solve(backend, factor, g)
             else:  # at a new Hessian too, as it may be a float32 one
@@ -928,7 +936,7 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
                                           sample_weight=sample_weight,
                                           fit_intercept=fit_intercept)
                 d, used = _preconditioned_cg(backend, product, factor, g, max_products)
-                exact = exact or (H is not None and used > 2)
+                exact = exact or (H is not None and used >= min(3, max_products))
             gtd = math.nan if d is None else float(xp.sum(g * d))
             if not gtd < 0:  # H numerically singular: a gradient step instead
                 d, gtd = -g, -float(xp.sum(g * g))
