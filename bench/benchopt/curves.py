@@ -19,7 +19,6 @@ resolves about 1e-12).
 import argparse
 import math
 
-import numpy as np
 import pandas as pd
 
 TOLS = [10.0 ** -k for k in range(3, 10)]
