@@ -849,8 +849,9 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
     Hessian, which makes one to a few products enough. The next Hessian is computed
     when a step takes ``max_products`` products or backtracks (``None``: the cost
     model's number; ``0``: a Hessian at every step, plain Newton). Such a Hessian
-    only preconditions, and is computed with float32 products (twice as fast), unless
-    one of them needed more than two products at its own point.
+    only preconditions: a binary one is computed with float32 products (twice as
+    fast), until one needs 3 products (or the whole budget) at its own point or
+    float32 overflows; softmax's stay float64 (see ``hessian_sums``).
     """
     xp = backend.xp
     n, k = W.shape
