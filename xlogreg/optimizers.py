@@ -748,16 +748,19 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True,
             # product, which BLAS (syrk) does in half the time of a general one
             d = P[:, 0] * (1.0 - P[:, 0])
             r = xp.reshape(xp.sqrt(xp.maximum(d if s is None else d * s, 0.0)), (-1, 1))
-            top = 1.0
-            if not exact:  # float32, r scaled to at most 1 (tiny weights underflowed)
-                top = float(xp.max(r)) or 1.0
-                Xb = xp.astype(X[lo:hi, ...], xp.float32, copy=False)
-                r = xp.astype(r / top, xp.float32)
-            R = xp.concat([Xb * r, r], axis=1) if fit_intercept else Xb * r
-            H = _put(H, 0, 0, R.T @ R if exact else xp.astype(R.T @ R, xp.float64) * top ** 2, xp)
+            if exact:
+                R = xp.concat([Xb * r, r], axis=1) if fit_intercept else Xb * r
+                H = _put(H, 0, 0, R.T @ R, xp)
+                continue
+            # float32, r scaled to at most 1 (tiny weights would underflow)
+            top = float(xp.max(r)) or 1.0
+            Xh = xp.astype(X[lo:hi, ...], xp.float32, copy=False)
+            r = xp.astype(r / top, xp.float32)
+            R = xp.concat([Xh * r, r], axis=1) if fit_intercept else Xh * r
+            H = _put(H, 0, 0, xp.astype(R.T @ R, xp.float64) * top ** 2, xp)
             continue
         Xt = Xb if sparse or not fit_intercept else xp.concat(
-            [Xb, xp.ones((hi - lo, 1), dtype=Xb.dtype)], axis=1)
+            [Xb, xp.ones((hi - lo, 1), dtype=xp.float64)], axis=1)
         if sparse:
             for c in range(k):
                 for c2 in range(c, k):
@@ -775,7 +778,7 @@ def hessian_sums(backend, X, Y, W, b, sample_weight=None, fit_intercept=True,
         root = None if s is None else xp.reshape(xp.sqrt(s), (-1, 1))
         Ps = P if root is None else P * root
         A = xp.reshape(xp.reshape(Ps, (-1, k, 1)) * xp.reshape(Xt, (-1, 1, p)), (-1, k * p))
-        H = _put(H, 0, 0, -(A.T @ A), xp)  # symmetric: syrk, half a gemm's time
+        H = H - A.T @ A  # symmetric: syrk, half a general product's time
         # the k diagonal blocks X~^T diag(s P_c) X~ side by side, in one product
         diagonal = Xt.T @ (A if root is None else A * root)
         for c in range(k):
