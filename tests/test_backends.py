@@ -213,24 +213,31 @@ def test_cupy_sparse_data_scale_equals_numpy(cupy_backend, weighted, subset):
 
 
 # ------------------------------------------------- linear algebra and memory hooks
-def test_numpy_cholesky_and_cho_solve_equal_solve():
+@pytest.mark.parametrize("n", [30, 64, 65, 200])  # SciPy's potrf up to 64, NumPy's above
+def test_numpy_cholesky_and_cho_solve_equal_solve(n):
     rng = np.random.default_rng(0)
-    B = rng.standard_normal((30, 30))
-    A = B @ B.T + 0.1 * np.eye(30)  # positive definite
-    g = rng.standard_normal(30)
+    B = rng.standard_normal((n, n))
+    A = B @ B.T + 0.1 * np.eye(n)  # positive definite
+    g = rng.standard_normal(n)
     be = backends.get_backend("numpy")
     L = be.cholesky(A)
-    assert_allclose(L @ L.T, A, rtol=1e-12, atol=1e-12)
-    assert_allclose(be.cho_solve(L, g), np.linalg.solve(A, g), rtol=1e-10)
+    assert np.all(np.triu(L, 1) == 0)  # lower triangular, nothing left above
+    assert_allclose(L @ L.T, A, rtol=1e-12, atol=1e-12 * n)
+    assert_allclose(be.cho_solve(L, g), np.linalg.solve(A, g), rtol=1e-9)
 
 
-def test_numpy_cholesky_refuses_what_is_not_positive_definite():
+@pytest.mark.parametrize("n", [3, 100])
+def test_numpy_cholesky_refuses_what_is_not_positive_definite(n):
     be = backends.get_backend("numpy")
-    indefinite = np.diag([2.0, -1.0, 3.0])
-    singular = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    indefinite = np.diag(np.r_[2.0, -1.0, np.ones(n - 2)])
+    singular = np.eye(n)
+    singular[:2, :2] = 1.0
+    nan = np.eye(n)
+    nan[n - 1, 0] = nan[0, n - 1] = np.nan  # off the diagonal: NaN reaches the factor
     assert be.cholesky(indefinite) is None
     assert be.cholesky(singular) is None
-    assert be.cholesky(np.full((3, 3), np.nan)) is None
+    assert be.cholesky(np.full((n, n), np.nan)) is None
+    assert be.cholesky(nan) is None
 
 
 def test_newton_direction_uses_the_backend_cholesky(monkeypatch):

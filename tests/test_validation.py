@@ -282,6 +282,8 @@ def test_plain_arrays_take_the_short_path_with_the_same_attributes():
     y = (X[:, 0] > 0).astype(int)
     est = LogisticRegression(backend="numpy").fit(pd.DataFrame(X, columns=list("abcd")), y)
     assert list(est.feature_names_in_) == list("abcd")
+    with pytest.warns(UserWarning, match="valid feature names"):  # scikit-learn's
+        est.predict(X)
     est.fit(X, y)
     assert not hasattr(est, "feature_names_in_") and est.n_features_in_ == 4
     with pytest.raises(ValueError, match="4 features"):

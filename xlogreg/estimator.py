@@ -423,7 +423,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         if not full and backends.is_sparse(X) and X.format != "csr":
             X = X.tocsr()  # batches are rows: one copy of the non-zeros, once
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        rng = backend.default_rng(seed)
+        rng = backend.default_rng(seed) if self.solver == "gd" else None  # (shuffles)
         validation = rows = None
         if early_stopping:
             validation, rows = validation_split(backend, rng, X, y_index, sample_weight,

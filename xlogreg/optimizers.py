@@ -666,8 +666,8 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
     ``fit_intercept``) its intercept: ``G`` has ``k * p`` entries and ``H`` is
     ``(k p, k p)``, ``p = n + fit_intercept``. The sums over the rows come from the
     backend's ``hessian_sums`` where it has one for these arrays (Dask: one task per
-    worker; NumPy: a compiled pass over narrow binary data), else from
-    ``hessian_sums`` below. Without ``curvature``, ``H`` is None: the same ``J`` and
+    worker; NumPy: a compiled pass over narrow binary data, a lean one over small
+    binary data), else from ``hessian_sums`` below. Without ``curvature``, ``H`` is None: the same ``J`` and
     ``G``, at the same precision, from a cheaper pass. Without ``exact``, ``H`` may
     be a float32 one (see ``hessian_sums``).
     """
@@ -675,7 +675,8 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
     n, k = W.shape
     p = n + (1 if fit_intercept else 0)
     S = X.shape[0] if sample_weight is None else float(xp.sum(sample_weight))
-    own = getattr(backend, "hessian_sums", None)
+    # the hooks' Hessians are exact: a float32 one comes from the plain code
+    own = getattr(backend, "hessian_sums", None) if exact else None
     out = None if own is None else own(X, Y, W, b, sample_weight, fit_intercept, curvature)
     loss, G, H = out if out is not None else \
         hessian_sums(backend, X, Y, W, b, sample_weight, fit_intercept, curvature, exact)
@@ -685,7 +686,7 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
     else:  # whatever a hook returned: an unscaled sum would pass for a Hessian
         H = None
     G = G / S + alpha * xp.concat([W64.T, xp.zeros((k, p - n), dtype=xp.float64)], axis=1)
-    J = loss / S + 0.5 * alpha * float(xp.sum(W64 * W64))
+    J = loss / S + 0.5 * alpha * float(_vdot(W64, W64, xp))
     return J, xp.reshape(G, (-1,)), H
 
 
@@ -941,7 +942,7 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
                                           fit_intercept=fit_intercept)
                 d, used = _preconditioned_cg(backend, product, factor, g, max_products)
                 exact = exact or (H is not None and used >= min(3, max_products))
-            gtd = math.nan if d is None else float(xp.sum(g * d))
+            gtd = math.nan if d is None else float(_vdot(g, d, xp))
             if not gtd < 0:  # H numerically singular: a gradient step instead
                 d, gtd = -g, -float(xp.sum(g * g))
             refresh = max_products == 0 or used >= max_products
