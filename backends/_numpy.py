@@ -75,6 +75,15 @@ def numba_kernels():
     return _numba
 
 
+@functools.cache
+def _lapack(name, dtype):
+    """SciPy's LAPACK routine ``name`` for the dtype ``dtype`` (a character): looked up
+    once, not on each call of a small solve (2 us)."""
+    from scipy.linalg.lapack import get_lapack_funcs
+
+    return get_lapack_funcs((name,), dtype=np.dtype(dtype))[0]
+
+
 def _csr_ok(X, *others):
     """The sparse kernels take a CSR ``X`` of float32/float64 values and int32/int64
     indices, and C-contiguous ``Y`` and weights of the values' dtype."""
@@ -279,9 +288,7 @@ class NumpyBackend(Backend):
         ``SMALL_FACTOR`` rows, SciPy's ``potrf`` called directly: NumPy's cost there is
         its call (7 against 18 us at 31 x 31, 20 against 27 at 64 x 64)."""
         if A.shape[0] <= SMALL_FACTOR and A.dtype == np.float64:
-            from scipy.linalg.lapack import dpotrf
-
-            L, info = dpotrf(A, lower=1)  # Fortran order, the upper triangle zeroed
+            L, info = _lapack("potrf", "d")(A, lower=1)  # Fortran order, upper half 0
             return L if info == 0 and np.isfinite(L).all() else None
         try:
             L = np.linalg.cholesky(A)
@@ -293,14 +300,11 @@ class NumpyBackend(Backend):
         """``A^-1 g`` from ``A``'s lower Cholesky factor ``L``: LAPACK's ``potrs``
         called directly, O(n^2) (``solve_triangular``'s checks cost more than the
         solves on small problems)."""
-        from scipy.linalg.lapack import get_lapack_funcs
-
         # Fortran order, as LAPACK takes it: a C-ordered factor (NumPy's) is passed
         # as its transpose, the upper one, so that it is not copied a call
         lower = bool(L.flags.f_contiguous)
         U = L if lower else L.T
-        potrs, = get_lapack_funcs(("potrs",), (U, g))
-        x, info = potrs(U, g, lower=lower)
+        x, info = _lapack("potrs", np.result_type(U, g).char)(U, g, lower=lower)
         if info != 0:
             raise np.linalg.LinAlgError(f"potrs failed: info={info}")
         return x

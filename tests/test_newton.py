@@ -230,20 +230,26 @@ def test_newton_on_dask_matches_in_memory(digits):
     np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-7, atol=1e-9)
 
 
-def test_newton_refuses_a_hessian_that_does_not_fit(breast_cancer, monkeypatch):
+def test_newton_refuses_a_hessian_that_does_not_fit(breast_cancer, rng, monkeypatch):
+    """Refused before any work where the Hessian and its factor would take over half
+    the free memory (here 1.45 MB, of 2 MB free); one of at most 1 MiB never is (no
+    memory query for it)."""
     from xlogreg import backends, estimator
 
-    X, y = breast_cancer
+    X = rng.normal(size=(100, 300))  # 301 parameters: 2 x 8 x 301^2 bytes, 1.45 MB
+    y = (X[:, 0] > 0).astype(int)
     be = backends.get_backend("numpy")
-    monkeypatch.setattr(estimator, "_host_free", lambda: 10_000)  # bytes, either way
+    monkeypatch.setattr(estimator, "_host_free", lambda: 2_000_000)  # bytes, either way
     if hasattr(be, "free_memory"):
-        monkeypatch.setattr(type(be), "free_memory", lambda self: 10_000)
+        monkeypatch.setattr(type(be), "free_memory", lambda self: 2_000_000)
     est = LogisticRegression(backend="numpy", solver="newton")
     with pytest.raises(MemoryError, match="solver=.lbfgs."):
         est.fit(X, y)
     with pytest.raises(ValueError, match="solver=.lbfgs."):
         est.fit(X, y)
     assert not hasattr(est, "coef_")
+    LogisticRegression(backend="numpy", solver="lbfgs").fit(X, y)
+    LogisticRegression(backend="numpy", solver="newton").fit(*breast_cancer)  # 15 kB
 
 
 def test_newton_errors_like_lbfgs(breast_cancer):

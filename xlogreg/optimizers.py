@@ -682,7 +682,7 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
         hessian_sums(backend, X, Y, W, b, sample_weight, fit_intercept, curvature, exact)
     W64 = xp.astype(W, xp.float64, copy=False)
     if curvature:
-        H = _add_diagonal(H / S, _ridge(alpha, n, p, k, xp), xp)
+        H = _add_ridge(H / S, alpha, n, p, k, xp)
     else:  # whatever a hook returned: an unscaled sum would pass for a Hessian
         H = None
     G = G / S + alpha * xp.concat([W64.T, xp.zeros((k, p - n), dtype=xp.float64)], axis=1)
@@ -820,14 +820,22 @@ def _diag(v, xp):
     return v[:, None] * xp.eye(v.shape[0], dtype=v.dtype)
 
 
-def _add_diagonal(H, v, xp):
-    """``H + diag(v)``: in place where ``H`` takes it (NumPy, CuPy: a strided view of
-    the diagonal), else through an identity matrix."""
+def _add_ridge(H, alpha, n, p, k, xp):
+    """``H`` plus the penalty's diagonal in ``newton``'s order: ``alpha`` on each
+    class's ``n`` weights, 0 on its intercept. In place where ``H`` takes it (NumPy,
+    CuPy: a strided view of the diagonal, one a class; on breast cancer building the
+    vector cost more than the rest of the pass's bookkeeping), else through a
+    diagonal matrix."""
+    N = H.shape[0]
     try:
         flat = xp.reshape(H, (-1,))
-        flat[:: H.shape[0] + 1] += v
+        for c in range(k):
+            start = c * p * (N + 1)
+            flat[start:start + n * (N + 1):N + 1] += alpha
         return H
     except (TypeError, ValueError, AttributeError):
+        v = xp.concat([xp.full((n,), alpha, dtype=H.dtype),
+                       xp.zeros((p - n,), dtype=H.dtype)] * k)
         return H + _diag(v, xp)
 
 
@@ -1008,14 +1016,7 @@ def _shared_hessian(backend, X, Y, b, *, alpha, sample_weight=None, fit_intercep
     q = softmax(xp.astype(b, xp.float64), xp=xp)
     C = _diag(q, xp) - q[:, None] * q[None, :]
     H = xp.reshape(xp.reshape(C, (k, 1, k, 1)) * xp.reshape(gram, (1, p, 1, p)), (k * p, k * p))
-    return _add_diagonal(H, _ridge(alpha, n, p, k, xp), xp)
-
-
-def _ridge(alpha, n, p, k, xp):
-    """The penalty's diagonal in ``newton``'s order: ``alpha`` on each class's ``n``
-    weights, 0 on its intercept."""
-    return xp.concat([xp.full((n,), alpha, dtype=xp.float64),
-                      xp.zeros((p - n,), dtype=xp.float64)] * k)
+    return _add_ridge(H, alpha, n, p, k, xp)
 
 
 def products_per_hessian(backend, X, k, p):
