@@ -685,7 +685,8 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
         H = _add_ridge(H / S, alpha, n, p, k, xp)
     else:  # whatever a hook returned: an unscaled sum would pass for a Hessian
         H = None
-    G = G / S + alpha * xp.concat([W64.T, xp.zeros((k, p - n), dtype=xp.float64)], axis=1)
+    G = G / S  # a new array: the penalty goes in in place
+    G[:, :n] += alpha * W64.T
     J = loss / S + 0.5 * alpha * float(_vdot(W64, W64, xp))
     return J, xp.reshape(G, (-1,)), H
 
