@@ -1,6 +1,7 @@
 """``solver="newton"``: the exact Hessian, held to scikit-learn's optimum and to the
 other solvers, on every backend; refused where the Hessian would not fit."""
 
+import itertools
 import warnings
 
 import numpy as np
@@ -200,10 +201,38 @@ def test_newton_leaves_out_the_last_hessian_and_keeps_its_iterates(case, breast_
 def test_newton_on_other_backends(backend_name, breast_cancer, digits):
     if backend_name == "cupy":
         pytest.importorskip("cupy")
-    for X, y in (breast_cancer, digits):
-        ref = LogisticRegression(backend="numpy", solver="newton", tol=1e-10).fit(X, y)
-        ours = LogisticRegression(backend=backend_name, solver="newton", tol=1e-10).fit(X, y)
+    for (X, y), fit_intercept in itertools.product((breast_cancer, digits), (True, False)):
+        ref = LogisticRegression(backend="numpy", solver="newton", tol=1e-10,
+                                 fit_intercept=fit_intercept).fit(X, y)
+        ours = LogisticRegression(backend=backend_name, solver="newton", tol=1e-10,
+                                  fit_intercept=fit_intercept).fit(X, y)
         np.testing.assert_allclose(np.asarray(ours.coef_), ref.coef_, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "array_api_strict"])
+def test_the_ridge_goes_on_the_weights_diagonal_only(backend_name, rng):
+    """``_add_ridge`` against ``H + diag(ridge)`` built by hand: 1 and 3 classes, with
+    and without intercepts, C- and Fortran-ordered and read-only NumPy arrays (the last
+    two are not changed in place: a reshape would copy, a write would fail)."""
+    from xlogreg import backends
+    from xlogreg.optimizers import _add_ridge
+
+    xp = backends.get_backend(backend_name).xp
+    n = 4
+    for k, fit_intercept in itertools.product((1, 3), (True, False)):
+        p = n + fit_intercept
+        H = rng.normal(size=(k * p, k * p))
+        ridge = np.tile(np.r_[np.full(n, 0.3), np.zeros(p - n)], k)
+        expected = H + np.diag(ridge)
+        layouts = [H.copy()]
+        if backend_name == "numpy":
+            frozen = H.copy()
+            frozen.setflags(write=False)
+            layouts += [np.asfortranarray(H), frozen]
+        for A in layouts:
+            got = _add_ridge(xp.asarray(A), 0.3, n, p, k, xp)
+            got = got if isinstance(got, np.ndarray) else np.from_dlpack(got)
+            np.testing.assert_array_equal(got, expected)
 
 
 def test_newton_float32_and_sparse(breast_cancer):
@@ -249,7 +278,11 @@ def test_newton_refuses_a_hessian_that_does_not_fit(breast_cancer, rng, monkeypa
         est.fit(X, y)
     assert not hasattr(est, "coef_")
     LogisticRegression(backend="numpy", solver="lbfgs").fit(X, y)
-    LogisticRegression(backend="numpy", solver="newton").fit(*breast_cancer)  # 15 kB
+    # 31 parameters, 15 kB: fitted even where 10 kB would be free
+    monkeypatch.setattr(estimator, "_host_free", lambda: 10_000)
+    if hasattr(be, "free_memory"):
+        monkeypatch.setattr(type(be), "free_memory", lambda self: 10_000)
+    LogisticRegression(backend="numpy", solver="newton").fit(*breast_cancer)
 
 
 def test_newton_errors_like_lbfgs(breast_cancer):

@@ -823,21 +823,21 @@ def _diag(v, xp):
 
 def _add_ridge(H, alpha, n, p, k, xp):
     """``H`` plus the penalty's diagonal in ``newton``'s order: ``alpha`` on each
-    class's ``n`` weights, 0 on its intercept. In place where ``H`` takes it (NumPy,
-    CuPy: a strided view of the diagonal, one a class; on breast cancer building the
-    vector cost more than the rest of the pass's bookkeeping), else through a
-    diagonal matrix."""
+    class's ``n`` weights, 0 on its intercept. In place where ``H`` is a C-contiguous
+    NumPy or CuPy array (strided views of its diagonal, one a class: on breast cancer
+    building the vector cost more than the rest of the pass's bookkeeping), else
+    through a diagonal matrix (a reshape of any other array may be a copy)."""
     N = H.shape[0]
-    try:
-        flat = xp.reshape(H, (-1,))
+    flags = getattr(H, "flags", None)
+    if flags is not None and flags.c_contiguous and flags.writeable:
+        flat = xp.reshape(H, (-1,))  # a view
         for c in range(k):
             start = c * p * (N + 1)
-            flat[start:start + n * (N + 1):N + 1] += alpha
+            flat[start:start + (n - 1) * (N + 1) + 1:N + 1] += alpha
         return H
-    except (TypeError, ValueError, AttributeError):
-        v = xp.concat([xp.full((n,), alpha, dtype=H.dtype),
-                       xp.zeros((p - n,), dtype=H.dtype)] * k)
-        return H + _diag(v, xp)
+    v = xp.concat([xp.full((n,), alpha, dtype=H.dtype),
+                   xp.zeros((p - n,), dtype=H.dtype)] * k)
+    return H + _diag(v, xp)
 
 
 def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
