@@ -233,6 +233,16 @@ def test_the_ridge_goes_on_the_weights_diagonal_only(backend_name, rng):
             got = _add_ridge(xp.asarray(A), 0.3, n, p, k, xp)
             got = got if isinstance(got, np.ndarray) else np.from_dlpack(got)
             np.testing.assert_array_equal(got, expected)
+    if backend_name == "numpy":  # flags without "writeable", as CuPy's before 14: in place
+        class OldFlags:
+            c_contiguous, f_contiguous, owndata = True, False, True
+
+        class Device(np.ndarray):
+            flags = property(lambda self: OldFlags())
+
+        H = np.zeros((5, 5)).view(Device)
+        assert _add_ridge(H, 0.3, 4, 5, 1, xp) is H
+        np.testing.assert_array_equal(np.diag(np.asarray(H)), [0.3, 0.3, 0.3, 0.3, 0.0])
 
 
 def test_newton_float32_and_sparse(breast_cancer):

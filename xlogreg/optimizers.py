@@ -667,15 +667,15 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
     ``(k p, k p)``, ``p = n + fit_intercept``. The sums over the rows come from the
     backend's ``hessian_sums`` where it has one for these arrays (Dask: one task per
     worker; NumPy: a compiled pass over narrow binary data, a lean one over small
-    binary data), else from ``hessian_sums`` below. Without ``curvature``, ``H`` is None: the same ``J`` and
-    ``G``, at the same precision, from a cheaper pass. Without ``exact``, ``H`` may
-    be a float32 one (see ``hessian_sums``).
+    binary data), else from ``hessian_sums`` below. Without ``curvature``, ``H`` is
+    None: the same ``J`` and ``G``, at the same precision, from a cheaper pass.
+    Without ``exact``, ``H`` may be a float32 one (see ``hessian_sums``), from the
+    plain code: the hooks' Hessians are exact.
     """
     xp = backend.xp
     n, k = W.shape
     p = n + (1 if fit_intercept else 0)
     S = X.shape[0] if sample_weight is None else float(xp.sum(sample_weight))
-    # the hooks' Hessians are exact: a float32 one comes from the plain code
     own = getattr(backend, "hessian_sums", None) if exact else None
     out = None if own is None else own(X, Y, W, b, sample_weight, fit_intercept, curvature)
     loss, G, H = out if out is not None else \
@@ -829,7 +829,8 @@ def _add_ridge(H, alpha, n, p, k, xp):
     through a diagonal matrix (a reshape of any other array may be a copy)."""
     N = H.shape[0]
     flags = getattr(H, "flags", None)
-    if flags is not None and flags.c_contiguous and flags.writeable:
+    # (CuPy's flags before version 14 have no writeable: its arrays always are)
+    if flags is not None and flags.c_contiguous and getattr(flags, "writeable", True):
         flat = xp.reshape(H, (-1,))  # a view
         for c in range(k):
             start = c * p * (N + 1)
