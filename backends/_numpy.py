@@ -330,6 +330,8 @@ def _small_binary_sums(X, Y, W, b, sample_weight, fit_intercept, curvature):
     X = np.asarray(X, dtype=np.float64)  # a copy of float32 data only
     y = np.asarray(Y[:, 0], dtype=np.float64)
     z = X @ np.asarray(W[:, 0], dtype=np.float64) + float(b[0])
+    # xlogreg.losses.binary_loss_and_dz's formulas, written out: the backends import
+    # nothing of the package above them
     e = np.exp(-np.abs(z))
     loss = np.maximum(z, 0.0) + np.log1p(e) - y * z
     P = np.where(z >= 0, 1.0, e) / (1.0 + e)
@@ -338,6 +340,7 @@ def _small_binary_sums(X, Y, W, b, sample_weight, fit_intercept, curvature):
     if sample_weight is not None:
         s = np.asarray(sample_weight, dtype=np.float64)
         loss, dz, d = loss * s, dz * s, d * s
+    total = float(loss.sum())
     n = X.shape[1]
     p = n + (1 if fit_intercept else 0)
     G = np.empty((1, p))
@@ -345,14 +348,14 @@ def _small_binary_sums(X, Y, W, b, sample_weight, fit_intercept, curvature):
     if fit_intercept:
         G[0, n] = dz.sum()
     if not curvature:
-        return float(loss.sum()), G, None
+        return total, G, None
     R = X * np.sqrt(d)[:, None]
     H = np.empty((p, p))
     H[:n, :n] = R.T @ R  # syrk: half a general product
     if fit_intercept:
         H[n, :n] = H[:n, n] = d @ X
         H[n, n] = d.sum()
-    return float(loss.sum()), G, H
+    return total, G, H
 
 
 def _sparse_data_scale(X, sample_weight, rows, columns):
