@@ -950,46 +950,58 @@ def _epoch1(X, Y, sw, idx, etas, mean_w, alpha, l1, fit_intercept, V, b):
 
 
 @_jit(parallel=True, **_JIT)
-def _scan(X, sw, out):
+def _scan(X, sw, y, lo, out):
     """One read of ``X``, in ``out.shape[0]`` chunks of rows run in parallel; chunk
-    ``c`` writes into ``out[c]``: ``[sum_i s_i x_i (n) | sum_i s_i x_i^2 (n) | max_i
-    s_i (||x_i||^2 + 1) | sum_i s_i (||x_i||^2 + 1) | sum_i s_i]``, all in float64
-    (the squares of float32 values cannot overflow there). ``sw=None`` compiles a
-    version without weights. One row at a time: a loop the compiler vectorizes whole
-    (timed alternately with the four-rows-at-a-time form it replaced, away from any
-    BLAS call: 107 against 136 ms at 4,000,000 x 100 float32, 93 against 157 at
-    2,000,000 x 100 float64; 32 against 29 at 20 features, where neither is
-    vectorized). A NaN or inf in X makes its row's norm, and so the sum of norms, NaN
-    or inf (a weight of 0 included: 0 inf is NaN); so do float64 values whose
-    squares overflow."""
+    ``c`` writes into ``out[c]``: ``[sum_{i in class 0} s_i x_i (n) | ... | sum_{i in
+    class K-1} s_i x_i (n) | sum_i s_i x_i^2 (n) | max_i s_i (||x_i||^2 + 1) | sum_i
+    s_i (||x_i||^2 + 1) | sum_i s_i | sum_{i in class 0} s_i | ... (K)]``, all in
+    float64 (the squares of float32 values cannot overflow there). Row ``i`` is in
+    class ``y[i] - lo`` (whole-numbered labels); ``y=None`` puts every row in class 0,
+    ``K = 1``. The class sums cost what one column sum does (each row is added to one
+    of them), and give the gradient at zero weights, which is where a fit starts: the
+    first pass over ``X`` then does the first step's work too. ``sw=None`` and
+    ``y=None`` compile versions without them. One row at a time: a loop the compiler
+    vectorizes whole (timed alternately with the four-rows-at-a-time form it
+    replaced, away from any BLAS call: 107 against 136 ms at 4,000,000 x 100 float32,
+    93 against 157 at 2,000,000 x 100 float64; 32 against 29 at 20 features, where
+    neither is vectorized). A NaN or inf in X makes its row's norm, and so the sum of
+    norms, NaN or inf (a weight of 0 included: 0 inf is NaN); so do float64 values
+    whose squares overflow."""
     m, n = X.shape
     chunks = out.shape[0]
+    K = (out.shape[1] - n - 3) // (n + 1)
     per = (m + chunks - 1) // chunks
     for c in prange(chunks):
-        s1 = np.zeros(n)
+        s1 = np.zeros((K, n))
         s2 = np.zeros(n)
+        counts = np.zeros(K)
         top = 0.0
         total = 0.0
         wsum = 0.0
         for i in range(c * per, min(m, (c + 1) * per)):
             row = X[i]
             w = 1.0 if sw is None else np.float64(sw[i])
+            label = 0 if y is None else np.int64(y[i]) - lo
+            # a row's view: s1 indexed by label in the loop is not vectorized (2.7x)
+            acc = s1[label]
             norm = 0.0
             for j in range(n):
                 a = np.float64(row[j])
                 q = a * a
                 norm += q
-                s1[j] += w * a
+                acc[j] += w * a
                 s2[j] += w * q
             v = w * (norm + 1.0)
             top = max(top, v)
             total += v
             wsum += w
-        out[c, :n] = s1
-        out[c, n: 2 * n] = s2
-        out[c, 2 * n] = top
-        out[c, 2 * n + 1] = total
-        out[c, 2 * n + 2] = wsum
+            counts[label] += w
+        out[c, :K * n] = s1.reshape(-1)
+        out[c, K * n: K * n + n] = s2
+        out[c, K * n + n] = top
+        out[c, K * n + n + 1] = total
+        out[c, K * n + n + 2] = wsum
+        out[c, K * n + n + 3:] = counts
 
 
 def _chunks(m):
@@ -999,29 +1011,35 @@ def _chunks(m):
     return max(1, min(4 * numba.get_num_threads(), -(-m // 1024)))
 
 
-def data_scale(X, sample_weight=None, columns=True):
+def data_scale(X, sample_weight=None, columns=True, labels=None):
     """``xlogreg.optimizers.data_scale`` of a C-contiguous float ``X`` (all rows) in
     one parallel read: the weighted row norms' max and mean and, with ``columns``,
     the weighted column mean, variance and mean square, summed in float64. Where X
     holds a NaN or inf (or float64 values whose squares overflow), the entries they
     reach are NaN or inf, and ``max_row`` and ``mean_row`` are NaN: the caller says
-    so, nothing falls back."""
+    so, nothing falls back. ``labels=(y, lo, K)`` (whole-numbered ``y`` in ``lo ..
+    lo + K - 1``) adds ``class_sums`` (K, n), the weighted sum of each label's rows,
+    and ``class_weights`` (K,), their weights' sums: label ``lo + c`` in row ``c``."""
     m, n = X.shape
-    out = np.empty((_chunks(m), 2 * n + 3))
-    _scan(X, sample_weight, out)
-    s1 = out[:, :n].sum(axis=0)
-    s2 = out[:, n: 2 * n].sum(axis=0)
-    top, total_norm = float(out[:, 2 * n].max()), float(out[:, 2 * n + 1].sum())
-    total = float(out[:, 2 * n + 2].sum())
+    y, lo, K = (None, 0, 1) if labels is None else labels
+    out = np.empty((_chunks(m), K * (n + 1) + n + 3))
+    _scan(X, sample_weight, y, lo, out)
+    sums = out.sum(axis=0)
+    s2 = sums[K * n: K * n + n]
+    top, total_norm = float(out[:, K * n + n].max()), float(sums[K * n + n + 1])
+    total = float(sums[K * n + n + 2])
     if not math.isfinite(total_norm):  # a NaN's row is lost to max(): say so here
         top = total_norm = math.nan
     scale = {"max_row": top * m / total, "mean_row": total_norm / total}
     if columns:
-        mean = s1 / total
+        s1 = sums[:K * n].reshape(K, n)
+        mean = s1.sum(axis=0) / total
         sq = s2 / total
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: reported above
             var = np.maximum(sq - mean * mean, 0.0)
         scale.update(mean=mean, var=var, sq=sq)
+        if labels is not None:
+            scale.update(class_sums=s1, class_weights=sums[K * n + n + 3:])
     return scale
 
 

@@ -221,7 +221,7 @@ class NumpyBackend(Backend):
                              alpha=alpha, fit_intercept=fit_intercept,
                              sample_weight=sample_weight, l1=l1)
 
-    def data_scale(self, X, sample_weight=None, rows=None, columns=True):
+    def data_scale(self, X, sample_weight=None, rows=None, columns=True, labels=None):
         """The statistics of ``xlogreg.optimizers.data_scale`` with no copy of ``X``.
         Large C-contiguous float ``X`` (``FUSED_MIN_SIZE``), all rows: one parallel
         read by the compiled ``_numba.data_scale``, summed in float64 (measured
@@ -229,7 +229,8 @@ class NumpyBackend(Backend):
         in ``X``'s dtype, one read for the row norms, two more for the column
         statistics; ``None`` where that overflows (the generic code then sums in
         float64). ``None`` for a row subset (read through the index there). A SciPy
-        sparse ``X`` has its own code, ``_sparse_data_scale``."""
+        sparse ``X`` has its own code, ``_sparse_data_scale``. ``labels``: the compiled
+        read's class sums (``_numba.data_scale``), which only it computes."""
         if is_sparse(X):
             return _sparse_data_scale(X, sample_weight, rows, columns)
         if rows is not None or X.dtype not in (np.float32, np.float64):
@@ -239,7 +240,7 @@ class NumpyBackend(Backend):
             if kernels is not None:
                 # one parallel read in float64 (einsum: three single-threaded ones);
                 # non-finite X gives non-finite entries, which the caller reports
-                return kernels.data_scale(X, sample_weight, columns)
+                return kernels.data_scale(X, sample_weight, columns, labels)
         m = X.shape[0]
         norms = np.einsum("ij,ij->i", X, X).astype(np.float64) + 1.0
         if sample_weight is None:

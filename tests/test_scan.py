@@ -137,3 +137,159 @@ def test_all_finite_sparse(rng):
     assert be.all_finite(X)
     X.data[3] = np.nan
     assert not be.all_finite(X)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("labels", ["0/1", "bool", "-1/1 float", "int8 with gaps"])
+def test_class_sums_equal_float64_reference(dtype, weighted, labels, rng):
+    """With labels the scan also sums each label's rows (``class_sums``, one row per
+    label in ``lo .. lo + K - 1``, zeros for labels absent from the range) and their
+    weights; its other figures stay the reference's."""
+    m = 1_031
+    X = (2.0 * rng.standard_normal((m, 13)) + rng.uniform(-3, 3, 13)).astype(dtype)
+    s = rng.uniform(0.0, 3.0, m).astype(dtype) if weighted else None
+    y = {"0/1": rng.integers(0, 2, m), "bool": rng.random(m) < 0.3,
+         "-1/1 float": rng.choice([-1.0, 1.0], m),
+         "int8 with gaps": rng.choice(np.array([-3, 0, 4], np.int8), m)}[labels]
+    from xlogreg._data import _scan_labels
+
+    found = _scan_labels(y, 13)
+    lo, K = found[1:]
+    assert (lo, K) == {"0/1": (0, 2), "bool": (0, 2), "-1/1 float": (-1, 3),
+                       "int8 with gaps": (-3, 8)}[labels]
+    got = kernels.data_scale(X, s, labels=found)
+    ref = reference(X, s)
+    for key in KEYS:
+        size = np.max(np.abs(ref["sq" if key == "var" else key]))
+        assert_allclose(got[key], ref[key], rtol=1e-12, atol=1e-12 * size, err_msg=key)
+    w = np.ones(m) if s is None else s.astype(np.float64)
+    values = y.astype(np.float64)
+    for c in range(K):
+        mine = values == lo + c
+        assert_allclose(got["class_sums"][c], (w * mine) @ X.astype(np.float64),
+                        rtol=1e-12, atol=1e-12 * np.abs(X).sum())
+        assert_allclose(got["class_weights"][c], w[mine].sum(), rtol=1e-12)
+
+
+def test_no_class_sums_for_labels_of_a_wide_range(rng):
+    assert _labels_or_none(np.array([0, 300])) is None  # 301 sums a chunk: too many
+    assert _labels_or_none(np.array([-2 ** 60, 0])) is None
+    assert _labels_or_none(np.array([120, -120], np.int8)) is not None  # no wrap-around
+    assert _labels_or_none(np.array([1, 2]), n=1 << 20) is None  # 2 x n too large
+
+
+def _labels_or_none(y, n=10):
+    from xlogreg._data import _scan_labels
+
+    return _scan_labels(y, n)
+
+
+def _first_gradient(X, y, classes, s=None):
+    """The data term's gradient at zero weights in float64, from its definition:
+    ``X~^T diag(s) (P - Y) / sum(s)`` with every probability 1/2 (softmax: 1/k)."""
+    k = len(classes)
+    Y = (y[:, None] == np.asarray(classes)[None, :]).astype(np.float64)
+    Y = Y[:, 1:] if k == 2 else Y
+    P = np.full_like(Y, 0.5 if k == 2 else 1.0 / k)
+    w = np.ones(len(y)) if s is None else s
+    dZ = (P - Y) * w[:, None] / w.sum()
+    return X.astype(np.float64).T @ dZ, dZ.sum(axis=0)
+
+
+@pytest.fixture
+def scanned(monkeypatch):
+    """Small X through the large-X path: the input check's scan, the fused kernels;
+    counts the fused gradient's calls (``calls``)."""
+    from xlogreg import _data
+
+    monkeypatch.setattr(_data, "PARALLEL_CHECK_SIZE", 0)
+    monkeypatch.setattr(numpy_backend, "FUSED_MIN_SIZE", 0)
+    calls = []
+    real = NumpyBackend.fused_gradient
+    monkeypatch.setattr(NumpyBackend, "fused_gradient",
+                        lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("labels", [(0, 1), (-1.0, 1.0), (True, False), (3, 5, 9), (0, 1, 2, 3)])
+def test_a_fit_takes_its_first_gradient_from_the_scan(dtype, labels, rng, scanned):
+    """A fresh fit starts at zero, where the gradient is a combination of each class's
+    row sums: the input check's scan computes them, and the first step reads no
+    more of X. One epoch of plain gradient descent (step 0.1) then lands at -0.1 x
+    the float64 gradient from its definition, and makes no fused pass."""
+    from xlogreg import LogisticRegression
+
+    m = 2_000
+    X = (rng.standard_normal((m, 6)) * [1, 2, 3, 1, 1, 5] + [0, 1, -2, 0, 3, 0]).astype(dtype)
+    y = np.asarray(labels)[rng.integers(0, len(labels), m)]
+    est = LogisticRegression(backend="numpy", learning_rate=0.1, max_epochs=1, tol=None)
+    est.fit(X, y)
+    assert scanned == []  # no pass over X for the one step
+    gW, gb = _first_gradient(X, y, est.classes_)
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
+    assert_allclose(est.coef_, -0.1 * gW.T, rtol=rtol, atol=rtol * np.abs(gW).max())
+    assert_allclose(est.intercept_, -0.1 * gb, rtol=rtol, atol=rtol * np.abs(gb).max())
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("solver", ["gd", "lbfgs"])
+def test_the_scans_first_gradient_saves_a_pass_and_changes_nothing(k, solver, rng,
+                                                                   scanned, monkeypatch):
+    """gd's line search and L-BFGS start from the scan's gradient: one fused pass
+    fewer, and the same fit as from the kernel's gradient, to 1e-9 (the two round
+    differently). In float32 a difference in the last bit of the start can move a
+    tight fit's stop by many epochs: the float32 start is held to its definition
+    above."""
+    import warnings
+
+    from xlogreg import LogisticRegression, estimator
+
+    m = 3_000
+    X = rng.standard_normal((m, 5)) * [1, 4, 1, 2, 1] + [0, 2, 0, -1, 0]
+    y = np.argmax(X[:, :k] + rng.standard_normal((m, k)), axis=1)
+    # gd for a fixed number of epochs: where a tol stops it depends on the last bits
+    tol, epochs = (None, 40) if solver == "gd" else (1e-8, 500)
+    fit = lambda: LogisticRegression(backend="numpy", solver=solver, tol=tol,  # noqa
+                                     max_epochs=epochs).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (gd short of its optimum after 40 epochs)
+        folded = fit()
+        passes = len(scanned)
+        monkeypatch.setattr(estimator, "gradient_at_zero", lambda scan, k: None)
+        del scanned[:]
+        plain = fit()
+    assert passes == len(scanned) - 1
+    size = np.abs(plain.coef_).max()
+    assert_allclose(folded.coef_, plain.coef_, rtol=1e-9, atol=1e-9 * size)
+    assert_allclose(folded.intercept_, plain.intercept_, rtol=1e-9, atol=1e-9 * size)
+
+
+def test_only_a_fresh_unweighted_fit_starts_from_the_scan(rng, scanned):
+    """Weights (sample or class) change the gradient at zero, and a warm start is not
+    at zero: those fits take the first gradient from a pass over X, and get the
+    right one."""
+    from xlogreg import LogisticRegression
+
+    m = 2_000
+    X = rng.standard_normal((m, 4)) + [0, 1, 0, 2]
+    y = (X[:, 0] + rng.standard_normal(m) > 0.8).astype(int)
+    s = rng.uniform(0.5, 2.0, m)
+    one = dict(backend="numpy", learning_rate=0.1, max_epochs=1, tol=None)
+    for kwargs, fit_args, weights in (
+            ({"class_weight": "balanced"}, {}, m / (2 * np.bincount(y))[y]),
+            ({}, {"sample_weight": s}, s)):
+        del scanned[:]
+        est = LogisticRegression(**one, **kwargs).fit(X, y, **fit_args)
+        assert scanned == [1]
+        gW, gb = _first_gradient(X, y, est.classes_, weights)
+        assert_allclose(est.coef_, -0.1 * gW.T, rtol=1e-12)
+        # (balanced weights: a gradient of 0 for the intercept, to rounding)
+        assert_allclose(est.intercept_, -0.1 * gb, rtol=1e-12, atol=1e-15)
+    est = LogisticRegression(**one, warm_start=True).fit(X, y)
+    start = est.coef_.copy()
+    del scanned[:]
+    est.fit(X, y)
+    assert scanned == [1]  # from where the first fit ended, not from zero
+    assert not np.allclose(est.coef_, 2 * start)  # (what a second zero start gives)

@@ -138,10 +138,13 @@ def _plain(X, y, sample_weight, data=None):
     if get_config()["assume_finite"]:
         return True
     if X.size >= PARALLEL_CHECK_SIZE:
-        scan = None
+        scan = labels = None
         if data is not None and y is not None and data.backend.name == "numpy":
             with np.errstate(over="ignore", invalid="ignore"):  # judged below
-                scan = data.backend.data_scale(X)
+                labels = _scan_labels(y, X.shape[1])
+                scan = data.backend.data_scale(X, labels=labels)
+            if labels is not None and y.dtype.kind in "iub":  # for classes(): found
+                data.label_range = (y, labels[1], labels[1] + labels[2] - 1)
         if scan is not None and all(np.isfinite(v).all() for v in scan.values()):
             data.scan = (X, scan)
             return True
@@ -149,14 +152,26 @@ def _plain(X, y, sample_weight, data=None):
     return _finite(X)
 
 
-def _unique_inverse(y):
+def _scan_labels(y, n):
+    """``(y, lo, K)`` for the scan's class sums (``_numba.data_scale``): the
+    whole-numbered labels ``y`` in ``lo .. lo + K - 1``, where that range is small
+    (the sums are ``K x n`` per chunk of rows); else None, and no class sums."""
+    lo, hi = float(y.min()), float(y.max())  # (no wrap-around of small int types)
+    if not (-2.0 ** 52 < lo and hi < 2.0 ** 52 and hi - lo < 256
+            and (hi - lo + 1) * n <= 1 << 20):
+        return None
+    return (y.view(np.uint8) if y.dtype == bool else y), int(lo), int(hi - lo) + 1
+
+
+def _unique_inverse(y, bounds=None):
     """``np.unique(y, return_inverse=True)`` in linear time for integer labels of a
     small range (counted, not sorted: 4,000,000 labels in a few milliseconds instead
     of a sort's 60); other labels are sorted. Labels that fill their range are their
     own indices less the smallest: for ``intp`` labels ``0..k-1`` the inverse is
-    ``y`` itself, not a copy, so nothing downstream may write into it."""
+    ``y`` itself, not a copy, so nothing downstream may write into it. ``bounds``:
+    ``y``'s min and max where they are known already."""
     if y.dtype.kind in "iub" and y.ndim == 1 and y.shape[0]:
-        lo, hi = int(y.min()), int(y.max())
+        lo, hi = bounds or (int(y.min()), int(y.max()))
         if hi - lo < 1 << 20:
             shifted = (y - lo).astype(np.intp, copy=False) if lo else y.astype(np.intp, copy=False)
             present = (np.arange(hi - lo + 1) if hi - lo < 2  # the min and max only
@@ -253,7 +268,8 @@ class InMemory:
     def classes(self, y):
         """Sorted distinct labels, and each row's index among them."""
         if backends.input_kind(y) == "numpy":
-            return _unique_inverse(np.asarray(y))
+            known = getattr(self, "label_range", (None,))
+            return _unique_inverse(np.asarray(y), known[1:] if known[0] is y else None)
         xp = array_namespace(y)
         values, inverse = xp.unique_inverse(y)
         return values, xp.reshape(inverse, (-1,))

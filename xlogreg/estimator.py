@@ -20,8 +20,8 @@ from sklearn.utils.validation import check_is_fitted
 from . import backends
 from ._data import data_for
 from ._problem import Problem, validation_split
-from .optimizers import (SCHEDULES, Diverged, LearningRate, LineSearch, gradient_descent, lbfgs,
-                         newton)
+from .optimizers import (SCHEDULES, Diverged, LearningRate, LineSearch, gradient_at_zero,
+                         gradient_descent, lbfgs, newton)
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike  # NumPy, CuPy, Dask and array-API arrays too
@@ -449,8 +449,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         problem = Problem(backend, X, Y, sw if rows is None else sample_weight, rows, alpha,
                           self.fit_intercept, k, self, l1)
         scanned, scan = getattr(data, "scan", (None, None))
+        first = None
         if scanned is X and rows is None and sw is None:
             problem._scale = scan  # the input check's read of X measured it already
+            if init is None:  # ... and the gradient where the fit starts
+                first = gradient_at_zero(scan, n_classes)
         state = {"classes_": classes, "backend_": backend.name, "validation_scores_": None}
         with np.errstate(all="ignore"):  # overflow is judged on the loss, not warned
             if self.solver != "gd":
@@ -463,7 +466,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 else:
                     metric = LineSearch(backend, X, Y, sample_weight, alpha,
                                         self.fit_intercept, problem.scale())
-                    result = lbfgs(backend, X, Y, W, b, precondition=metric, **common)
+                    result = lbfgs(backend, X, Y, W, b, precondition=metric, first=first,
+                                   **common)
                 self._warn_lbfgs(result, max_epochs, tol, X.dtype)
                 W, b = result.W, result.b
                 state.update(n_iter_=result.n_iter, t_=result.n_iter,
@@ -494,7 +498,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                         n_iter_no_change=self.n_iter_no_change, shuffle=self.shuffle,
                         rng=rng, fit_intercept=self.fit_intercept, t0=t0,
                         validation=validation, start_loss=start, line_search=line_search,
-                        verbose=self.verbose, l1=l1,
+                        verbose=self.verbose, l1=l1, first=first,
                     )
                 except Diverged as err:
                     raise FloatingPointError(problem.explain(err, schedule.eta0, full)) from None

@@ -35,8 +35,8 @@ def encode_targets(y_index, n_classes, dtype, xp=None):
     ``(m, n_classes)`` for more."""
     xp = array_namespace(y_index) if xp is None else xp
     column = xp.reshape(y_index, (-1, 1))
-    if n_classes == 2:
-        return xp.astype(column == 1, dtype)
+    if n_classes == 2:  # indices 0 and 1 are their own targets: one cast, no compare
+        return xp.astype(column, dtype)
     classes = xp.reshape(xp.arange(n_classes, dtype=y_index.dtype), (1, -1))
     return xp.astype(column == classes, dtype)
 

@@ -100,7 +100,7 @@ def soft_threshold(V, t, xp):
 
 
 def run_epoch(backend, X, Y, W, b, *, order, batch, etas, mean_w, alpha, fit_intercept,
-              sample_weight=None, l1=0.0):
+              sample_weight=None, l1=0.0, first=None):
     """One epoch of steps on ``batch`` rows each; returns ``(W, b, loss_sum)``.
 
     Step ``s`` reads rows ``order[s*batch:(s+1)*batch]`` (rows in their order when
@@ -109,7 +109,8 @@ def run_epoch(backend, X, Y, W, b, *, order, batch, etas, mean_w, alpha, fit_int
     a strong penalty cannot flip the weights' sign, then the proximal step of the L1
     penalty (``soft_threshold``; none when ``l1`` is 0). The backend's compiled epoch
     runs it when it has one; a full batch is one fused gradient, which beats a serial
-    epoch.
+    epoch, or none where ``first`` (``gradient_at_zero``, with ``W`` and ``b`` zero)
+    holds its sums already.
     """
     m = X.shape[0] if order is None else order.shape[0]
     if batch < m:
@@ -129,10 +130,11 @@ def run_epoch(backend, X, Y, W, b, *, order, batch, etas, mean_w, alpha, fit_int
     for step, start in enumerate(range(0, m, batch)):
         stop = min(start + batch, m)
         part = slice(start, stop) if stop - start < m else slice(None)
-        loss, dW, db = fast_loss_and_gradient(
-            backend, X[part, ...], Y[part, ...], W, b, 1.0 / ((stop - start) * mean_w),
-            0.0, None if sample_weight is None else sample_weight[part],
-        )
+        scale = 1.0 / ((stop - start) * mean_w)
+        loss, dW, db = at_zero(backend, first, scale, X.dtype) \
+            if first is not None and stop - start == m else fast_loss_and_gradient(
+                backend, X[part, ...], Y[part, ...], W, b, scale,
+                0.0, None if sample_weight is None else sample_weight[part])
         total = total + loss
         eta = etas[step]
         W = max(0.0, 1.0 - eta * alpha) * W - eta * dW
@@ -193,6 +195,37 @@ def data_scale(backend, X, sample_weight=None, rows=None, columns=True):
             "max_row": top * m / total_w, "mean_row": norm_sum / total_w}
 
 
+def gradient_at_zero(scan, n_classes):
+    """The data term's unscaled ``(sum_i s_i L_i, sum_i s_i x_i dZ_i (n, k), sum_i s_i
+    dZ_i (k,))`` at ``W = 0, b = 0``, where every fresh fit starts, in float64 on the
+    host, from the input check's scan (``class_sums``, ``class_weights``: one row per
+    label in a range, the labels present in the order of the classes); None where the
+    scan has no class sums. Every score is 0 there: each probability is 1/2 (softmax:
+    1/k), so ``dZ = p - y`` depends on the row's class only, and the gradient is the
+    class sums' combination; the scan is then the first step's pass over ``X``."""
+    import numpy as np
+
+    if scan is None or "class_sums" not in scan:
+        return None
+    present = scan["class_weights"] > 0
+    if int(np.count_nonzero(present)) != n_classes:
+        return None
+    sums, weights = scan["class_sums"][present], scan["class_weights"][present]
+    total, S = sums.sum(axis=0), float(weights.sum())
+    if n_classes == 2:  # one column: class 1 against class 0 (no cancellation in total)
+        return (S * math.log(2.0), (0.5 * (sums[0] - sums[1]))[:, None],
+                np.array([0.5 * (weights[0] - weights[1])]))
+    return S * math.log(n_classes), total[:, None] / n_classes - sums.T, \
+        S / n_classes - weights
+
+
+def at_zero(backend, first, scale, dtype):
+    """``fast_loss_and_gradient``'s ``(loss, dW, db)`` at zero weights from the sums
+    of ``gradient_at_zero``: the same values, in the same dtypes, without the pass."""
+    loss, dW, db = first
+    return loss, backend.asarray(dW * scale, dtype=dtype), backend.asarray(db * scale, dtype=dtype)
+
+
 def _vdot(a, b, xp):
     """``sum(a * b)`` for real arrays of any shape, as one call: the line search's
     dot products are many, and small (7 an evaluation; NumPy's ``vdot`` takes 0.7 us
@@ -243,11 +276,16 @@ class LineSearch:
         self.c, self.dtype = c, X.dtype
         self.eta = 1.0
         self.J = self.G = self.at = None  # smooth part and gradient at the point ``at``
+        self.first = None  # ``gradient_at_zero``'s sums: the next evaluation's, at zero
 
     def _eval(self, W, b):
         xp = self.backend.xp
-        loss, dW, db = fast_loss_and_gradient(self.backend, self.X, self.Y, W, b,
-                                              1.0 / self.S, self.alpha, self.sw)
+        if self.first is not None:  # the first evaluation is at zero: no penalty term
+            loss, dW, db = at_zero(self.backend, self.first, 1.0 / self.S, self.dtype)
+            self.first = None
+        else:
+            loss, dW, db = fast_loss_and_gradient(self.backend, self.X, self.Y, W, b,
+                                                  1.0 / self.S, self.alpha, self.sw)
         W64 = xp.astype(W, xp.float64, copy=False)
         J = float(loss) / self.S + 0.5 * self.alpha * float(_vdot(W64, W64, xp))
         return J, xp.astype(dW, xp.float64), xp.astype(db, xp.float64)
@@ -363,11 +401,14 @@ def gradient_descent(
     line_search=None,
     verbose=0,
     l1=0.0,
+    first=None,
 ):
     """Train ``(W, b)`` on device arrays ``X (m, n)``, ``Y (m, k)``; returns a GDResult.
 
     ``alpha`` and ``l1`` are the strengths of the L2 and L1 parts of the penalty
-    (``alpha / 2 ||W||^2 + l1 ||W||_1``). ``rows`` (integer indices) restricts
+    (``alpha / 2 ||W||^2 + l1 ||W||_1``). ``first`` (``gradient_at_zero``, with ``W``
+    and ``b`` zero) is the first full batch's gradient, or the line search's first
+    evaluation. ``rows`` (integer indices) restricts
     training to those rows without copying them out first (the early-stopping split). ``line_search`` (a ``LineSearch`` over the
     same rows) replaces the schedule's fixed step for the full batch.
 
@@ -389,6 +430,8 @@ def gradient_descent(
     bs = m if batch_size is None else min(batch_size, m)
     if bs < m:
         line_search = None
+    elif line_search is not None:
+        line_search.first = first
     steps = math.ceil(m / bs)
     # a line search reads J on the host every step anyway; else sync every few steps
     sync_every = 1 if line_search is not None else max(1, math.ceil(SYNC_STEPS / steps))
@@ -422,6 +465,7 @@ def gradient_descent(
                 W, b, loss = run_epoch(
                     backend, X, Y, W, b, order=order, batch=bs, etas=etas, mean_w=mean_w,
                     alpha=alpha, fit_intercept=fit_intercept, sample_weight=sw_all, l1=l1,
+                    first=first if epoch == 0 else None,
                 )
                 total = total + loss
                 eta = etas[-1]
@@ -555,7 +599,7 @@ class LBFGSResult:
 
 
 def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
-          max_iter=100, tol=1e-4, memory=10, verbose=False, precondition=None):
+          max_iter=100, tol=1e-4, memory=10, verbose=False, precondition=None, first=None):
     """Minimize the penalized objective ``J`` with L-BFGS; returns an LBFGSResult.
 
     The parameters, the ``memory`` last steps and the two-loop recursion stay on the
@@ -567,7 +611,8 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
     curvature test. ``precondition`` (a ``LineSearch``) makes the initial inverse
     Hessian its standardized-coordinates metric instead of a multiple of the
     identity, so that features in units of 1e12 or 1e-12 converge as standardized
-    ones do. Stops, as scikit-learn's ``lbfgs``, when ``max|grad J| <= tol``
+    ones do. ``first`` (``gradient_at_zero``, with ``W`` and ``b`` zero) saves the
+    first evaluation's pass. Stops, as scikit-learn's ``lbfgs``, when ``max|grad J| <= tol``
     or when an iteration lowers ``J`` by less than ``64 * eps`` relative.
     """
     xp = backend.xp  # dot products of the 1-D float64 vectors: ``a @ b``, one call
@@ -577,11 +622,11 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
     mask = 1.0 if fit_intercept else xp.concat(
         [xp.ones(n * k, dtype=xp.float64), xp.zeros(k, dtype=xp.float64)])
 
-    def fg(theta):
+    def fg(theta, first=None):
         Wc = xp.astype(xp.reshape(theta[: n * k], (n, k)), dtype)
         bc = xp.astype(theta[n * k:], dtype)
-        loss, dW, db = fast_loss_and_gradient(backend, X, Y, Wc, bc, 1.0 / S, 0.0,
-                                              sample_weight)
+        loss, dW, db = at_zero(backend, first, 1.0 / S, dtype) if first is not None else \
+            fast_loss_and_gradient(backend, X, Y, Wc, bc, 1.0 / S, 0.0, sample_weight)
         w = theta[: n * k]
         g = xp.concat([xp.reshape(xp.astype(dW, xp.float64), (-1,)) + alpha * w,
                        xp.astype(db, xp.float64)]) * mask
@@ -594,7 +639,7 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
         return xp.concat([xp.reshape(dW, (-1,)), db])
 
     theta = xp.concat([xp.reshape(xp.astype(W, xp.float64), (-1,)), xp.astype(b, xp.float64)])
-    f, g = fg(theta)
+    f, g = fg(theta, first)
     result = LBFGSResult(W, b, n_evals=1)
     hist = []  # (s, y, 1 / s.y), newest last
     log = _Progress(verbose, max_iter)
