@@ -116,12 +116,17 @@ def test_report_targets_take_the_fastest_peer(tmp_path):
                 versus=["sklearn lbfgs", "sklearn newton-cholesky"]),
             ("grad", 0.03, {"subject": "cpu", "impl": "X @ W"}),
             ("grad", 0.045, {"subject": "cpu", "impl": "fused", "versus": "X @ W",
-                             "target": 1.25})]
+                             "target": 1.25}),
+            # a whole less a part: (0.07 - 0.045) / 0.03
+            ("grad", 0.07, {"subject": "cpu", "impl": "fit", "versus": "X @ W",
+                            "less": "fused", "target": 1.0})]
     path = _result(tmp_path / "t.json", rows)
     report = render([path], tmp_path / "out").read_text()
     assert ("xlogreg lbfgs (numpy) takes **0.200x** the time of sklearn newton-cholesky "
             "(target at most 0.25x: met)") in report
     assert "fused takes **1.500x** the time of X @ W (target at most 1.25x: missed by 1.20x)" \
+        in report
+    assert "fit, less fused, takes **0.833x** the time of X @ W (target at most 1x: met)" \
         in report
     # the column is against the fastest peer too, as the target line
     assert "time / sklearn newton-cholesky" in report

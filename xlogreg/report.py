@@ -236,6 +236,9 @@ def _best_of(rows):
 def targets(rows):
     """``(group, impl, versus, ratio, target)`` for every row that states a target:
     its median over the median of the row it is measured against, in the same run.
+    A row with ``less`` (another row of its group) is measured less that row's
+    median: what a whole costs beyond a part timed on its own (a fit beyond its
+    epoch's work).
 
     Rows that share a ``best_of`` value in ``extra_info`` (say, one row per solver of a
     library, all with the same target) are one contender: only the fastest of them
@@ -253,9 +256,11 @@ def targets(rows):
         # against several peers, the fastest of them
         peers = [(medians[(r["group"], v)], v) for v in _names(e["versus"])
                  if (r["group"], v) in medians]
-        if peers:
+        less = medians.get((r["group"], e["less"])) if "less" in e else 0.0
+        if peers and less is not None:
             other, name = min(peers)
-            out.append((r["group"], r["impl"], name, r["median"] / other, e["target"]))
+            out.append((r["group"], r["impl"], name, (r["median"] - less) / other,
+                        e["target"]))
     return out
 
 
@@ -276,6 +281,8 @@ def _target_lines(rows):
         verdict = "met" if ratio <= target else f"missed by {ratio / target:.2f}x"
         mine, theirs = extras.get((group, impl), {}), extras.get((group, versus), {})
         who = impl + _threads(mine)
+        if "less" in mine:
+            who += f", less {mine['less']},"
         if "best_of" in mine:
             who += f", the fastest of {mine['best_of']}'s rows"
             if mine.get("reached") is False:
