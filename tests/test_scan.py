@@ -141,7 +141,7 @@ def test_all_finite_sparse(rng):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("labels", ["0/1", "bool", "-1/1 float", "int8 with gaps"])
+@pytest.mark.parametrize("labels", ["0/1", "bool", "-1/1 float", "int32 with gaps"])
 def test_class_sums_equal_float64_reference(dtype, weighted, labels, rng):
     """With labels the scan also sums each label's rows (``class_sums``, one row per
     label in ``lo .. lo + K - 1``, zeros for labels absent from the range) and their
@@ -151,13 +151,13 @@ def test_class_sums_equal_float64_reference(dtype, weighted, labels, rng):
     s = rng.uniform(0.0, 3.0, m).astype(dtype) if weighted else None
     y = {"0/1": rng.integers(0, 2, m), "bool": rng.random(m) < 0.3,
          "-1/1 float": rng.choice([-1.0, 1.0], m),
-         "int8 with gaps": rng.choice(np.array([-3, 0, 4], np.int8), m)}[labels]
+         "int32 with gaps": rng.choice(np.array([-3, 0, 4], np.int32), m)}[labels]
     from xlogreg._data import _scan_labels
 
     found = _scan_labels(y, 13)
     lo, K = found[1:]
     assert (lo, K) == {"0/1": (0, 2), "bool": (0, 2), "-1/1 float": (-1, 3),
-                       "int8 with gaps": (-3, 8)}[labels]
+                       "int32 with gaps": (-3, 8)}[labels]
     got = kernels.data_scale(X, s, labels=found)
     ref = reference(X, s)
     for key in KEYS:
@@ -172,11 +172,19 @@ def test_class_sums_equal_float64_reference(dtype, weighted, labels, rng):
         assert_allclose(got["class_weights"][c], w[mine].sum(), rtol=1e-12)
 
 
-def test_no_class_sums_for_labels_of_a_wide_range(rng):
+def test_no_class_sums_for_labels_of_a_wide_range_or_an_odd_dtype(rng):
     assert _labels_or_none(np.array([0, 300])) is None  # 301 sums a chunk: too many
     assert _labels_or_none(np.array([-2 ** 60, 0])) is None
-    assert _labels_or_none(np.array([120, -120], np.int8)) is not None  # no wrap-around
-    assert _labels_or_none(np.array([1, 2]), n=1 << 20) is None  # 2 x n too large
+    assert _labels_or_none(np.array([120, -120], np.int32)) is not None
+    assert _labels_or_none(np.array([1, 2]), n=1 << 16) is None  # 2 x n too large
+    for dtype in (np.float16, np.longdouble, ">i4", ">f8", np.int8, np.uint64):
+        assert _labels_or_none(np.array([0, 1], dtype)) is None, dtype  # (Numba's types)
+    # a bool view of bytes other than 0 and 1: their truth, never their byte
+    y = np.array([0, 2, 1, 0, 7], np.uint8).view(bool)
+    found = _labels_or_none(y)
+    assert found[1:] == (0, 2) and list(found[0]) == [0, 1, 1, 0, 1]
+    X = rng.standard_normal((5, 3))
+    assert_allclose(kernels.data_scale(X, labels=found)["class_weights"], [2, 3])
 
 
 def _labels_or_none(y, n=10):
@@ -213,8 +221,13 @@ def scanned(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("labels", [(0, 1), (-1.0, 1.0), (True, False), (3, 5, 9), (0, 1, 2, 3)])
-def test_a_fit_takes_its_first_gradient_from_the_scan(dtype, labels, rng, scanned):
+@pytest.mark.parametrize("labels, folded", [
+    ((0, 1), True), ((-1.0, 1.0), True), ((True, False), True), ((3, 5, 9), True),
+    ((0, 1, 2, 3), True),
+    # labels the scan does not sum (their dtypes): the first gradient from a pass
+    (np.array([-128, 127], np.int8), False), (np.array([0, 1], np.float16), False),
+    (np.array([2, 1], ">i4"), False)])
+def test_a_fit_takes_its_first_gradient_from_the_scan(dtype, labels, folded, rng, scanned):
     """A fresh fit starts at zero, where the gradient is a combination of each class's
     row sums: the input check's scan computes them, and the first step reads no
     more of X. One epoch of plain gradient descent (step 0.1) then lands at -0.1 x
@@ -226,7 +239,7 @@ def test_a_fit_takes_its_first_gradient_from_the_scan(dtype, labels, rng, scanne
     y = np.asarray(labels)[rng.integers(0, len(labels), m)]
     est = LogisticRegression(backend="numpy", learning_rate=0.1, max_epochs=1, tol=None)
     est.fit(X, y)
-    assert scanned == []  # no pass over X for the one step
+    assert scanned == ([] if folded else [1])  # no pass over X for the one step
     gW, gb = _first_gradient(X, y, est.classes_)
     rtol = 1e-12 if dtype == np.float64 else 1e-6
     assert_allclose(est.coef_, -0.1 * gW.T, rtol=rtol, atol=rtol * np.abs(gW).max())

@@ -159,7 +159,10 @@ def test_linear_time_classes_equal_np_unique():
     for y in [rng.integers(-3, 5, 1000), rng.integers(0, 2, 10_000).astype(np.int8),
               np.array([True, False, True]), rng.integers(3, 10, 100).astype(np.uint8),
               np.array([5, 5, 7], dtype=np.int32), np.array([0, 10**12, 10**12]),
-              rng.integers(0, 3, 100), np.array([0, 1, 3])]:
+              rng.integers(0, 3, 100), np.array([0, 1, 3]),
+              # no wrap-around where y's own type cannot hold the range
+              np.array([127, -128, 127], np.int8), np.array([-30000, 30000], np.int16),
+              np.array([2 ** 63 + 5, 2 ** 63 + 7], np.uint64)]:
         kept = y.copy()
         classes, index = _unique_inverse(y)
         ref_classes, ref_index = np.unique(y, return_inverse=True)

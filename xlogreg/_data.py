@@ -152,15 +152,25 @@ def _plain(X, y, sample_weight, data=None):
     return _finite(X)
 
 
+SCAN_LABELS = (np.intp, np.int32, np.uint8, np.float64, np.float32)
+
+
 def _scan_labels(y, n):
     """``(y, lo, K)`` for the scan's class sums (``_numba.data_scale``): the
     whole-numbered labels ``y`` in ``lo .. lo + K - 1``, where that range is small
-    (the sums are ``K x n`` per chunk of rows); else None, and no class sums."""
+    (the sums are ``K x n`` per chunk of rows: at most 512 KiB); else None, and no
+    class sums. Labels of the common dtypes only, in native byte order (Numba has
+    no float16 or long double, and each dtype is a compile of its own); booleans as
+    bytes of 0 and 1 (a view could hold other bytes)."""
+    if y.dtype == bool:
+        y = y.astype(np.uint8)
+    if not (y.dtype.isnative and y.dtype in SCAN_LABELS):
+        return None
     lo, hi = float(y.min()), float(y.max())  # (no wrap-around of small int types)
     if not (-2.0 ** 52 < lo and hi < 2.0 ** 52 and hi - lo < 256
-            and (hi - lo + 1) * n <= 1 << 20):
+            and (hi - lo + 1) * n <= 1 << 16):
         return None
-    return (y.view(np.uint8) if y.dtype == bool else y), int(lo), int(hi - lo) + 1
+    return y, int(lo), int(hi - lo) + 1
 
 
 def _unique_inverse(y, bounds=None):
@@ -173,14 +183,21 @@ def _unique_inverse(y, bounds=None):
     if y.dtype.kind in "iub" and y.ndim == 1 and y.shape[0]:
         lo, hi = bounds or (int(y.min()), int(y.max()))
         if hi - lo < 1 << 20:
-            shifted = (y - lo).astype(np.intp, copy=False) if lo else y.astype(np.intp, copy=False)
+            # in intp first where y's type is narrower: int8 labels -128 and 127 would
+            # wrap around in int8
+            wide = y if y.dtype.itemsize >= np.dtype(np.intp).itemsize else y.astype(np.intp)
+            shifted = (wide - lo).astype(np.intp, copy=False) if lo else \
+                wide.astype(np.intp, copy=False)
             present = (np.arange(hi - lo + 1) if hi - lo < 2  # the min and max only
                        else np.flatnonzero(np.bincount(shifted, minlength=hi - lo + 1)))
+            # unsigned labels may pass intp's largest (2**63 + 5 as uint64)
+            values = present.astype(y.dtype) + y.dtype.type(lo) if y.dtype.kind == "u" \
+                else (present + lo).astype(y.dtype)
             if present.shape[0] == hi - lo + 1:  # every label in the range: y - lo
-                return (present + lo).astype(y.dtype), shifted  # (0/1 labels: y itself)
+                return values, shifted  # (0/1 labels: y itself)
             lookup = np.zeros(hi - lo + 1, np.intp)
             lookup[present] = np.arange(present.shape[0])
-            return (present + lo).astype(y.dtype), lookup[shifted]
+            return values, lookup[shifted]
     return np.unique(y, return_inverse=True)
 
 

@@ -32,7 +32,8 @@ def raw_score(X, W, b, xp=None):
 
 def encode_targets(y_index, n_classes, dtype, xp=None):
     """Class indices ``(m,)`` -> targets: ``(m, 1)`` of 0/1 for two classes, one-hot
-    ``(m, n_classes)`` for more."""
+    ``(m, n_classes)`` for more. The indices must be ``0 .. n_classes - 1``: with
+    two classes they are cast, not compared."""
     xp = array_namespace(y_index) if xp is None else xp
     column = xp.reshape(y_index, (-1, 1))
     if n_classes == 2:  # indices 0 and 1 are their own targets: one cast, no compare
