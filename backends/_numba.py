@@ -957,8 +957,9 @@ def _scan(X, sw, y, lo, out):
     s_i (||x_i||^2 + 1) | sum_i s_i | sum_{i in class 0} s_i | ... (K)]``, all in
     float64 (the squares of float32 values cannot overflow there). Row ``i`` is in
     class ``y[i] - lo`` (whole-numbered labels); ``y=None`` puts every row in class 0,
-    ``K = 1``. The class sums cost what one column sum does (each row is added to one
-    of them), and give the gradient at zero weights, which is where a fit starts: the
+    ``K = 1``. The class sums cost about what the one column sum did (each row is
+    added to one of them: 105 against 102 ms at 4,000,000 x 100 float32, alternating
+    in one process), and give the gradient at zero weights, which is where a fit starts: the
     first pass over ``X`` then does the first step's work too. ``sw=None`` and
     ``y=None`` compile versions without them. One row at a time: a loop the compiler
     vectorizes whole (timed alternately with the four-rows-at-a-time form it
