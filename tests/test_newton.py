@@ -120,6 +120,54 @@ def test_the_small_binary_pass_against_float64_sums(rng, dtype, weighted, fit_in
             assert got[2] is None
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_the_blocked_pass_of_wide_data_against_float64_sums(rng, dtype, weighted,
+                                                            fit_intercept, monkeypatch):
+    """A pass without curvature over large binary data of more than ``HESSIAN_MAX_P``
+    parameters: the lean pass on blocks that stay in cache (three here, the last
+    short), against the sums written out in float64. Newton's passes take it with
+    float32 Hessians too (``exact=False``: no Hessian, nothing to be inexact); with
+    curvature the plain code's blocks stay."""
+    from scipy.special import expit
+
+    from xlogreg import backends, optimizers
+    from xlogreg.backends import _numpy as numpy_backend
+
+    monkeypatch.setattr(numpy_backend, "FUSED_MIN_SIZE", 0)  # large, at this size
+    be = backends.get_backend("numpy")
+    m, n = 20_000, 60  # blocks of 2**19 // 60 = 8,738 rows
+    X = (rng.normal(size=(m, n)) * rng.uniform(0.1, 3, n)).astype(dtype)
+    y = rng.integers(0, 2, m)
+    Y = y[:, None].astype(dtype)
+    sw = rng.uniform(0.5, 2, m).astype(dtype) if weighted else None
+    W = (rng.normal(size=(n, 1)) * 0.5).astype(dtype)
+    b = np.array([0.7 if fit_intercept else 0.0], dtype)
+    X64, s = X.astype(np.float64), np.ones(m) if sw is None else sw.astype(np.float64)
+    z = X64 @ W[:, 0].astype(np.float64) + float(b[0])
+    Xt = np.hstack([X64, np.ones((m, 1))]) if fit_intercept else X64
+    loss = float(s @ (np.logaddexp(0.0, z) - y * z))
+    G = Xt.T @ (s * (expit(z) - y))
+    got = be.hessian_sums(X, Y, W, b, sw, fit_intercept, False)
+    assert got[0] == pytest.approx(loss, rel=1e-12) and got[2] is None
+    np.testing.assert_allclose(got[1][0], G, rtol=1e-10, atol=1e-10 * np.abs(G).max())
+    assert be.hessian_sums(X, Y, W, b, sw, fit_intercept, True) is None  # syrk's blocks
+    calls = []
+    real = numpy_backend.NumpyBackend.hessian_sums
+    monkeypatch.setattr(numpy_backend.NumpyBackend, "hessian_sums",
+                        lambda self, *a: calls.append(a[-1]) or real(self, *a))
+    J, g, H = optimizers.hessian_pass(be, X, Y, W, b, alpha=0.0, sample_weight=sw,
+                                      fit_intercept=fit_intercept, curvature=False,
+                                      exact=False)
+    assert calls == [False] and H is None
+    # (scaled by the weights' sum as hessian_pass takes it, in their dtype, as the
+    # estimator's penalty is: the optimum does not depend on its rounding)
+    S = m if sw is None else float(np.sum(sw))
+    assert J == pytest.approx(loss / S, rel=1e-12)
+    np.testing.assert_allclose(g, G / S, rtol=1e-10, atol=1e-10 * np.abs(G).max())
+
+
 def test_a_pass_without_the_hessian_gives_the_same_loss_and_gradient(rng):
     """``curvature=False``: binary, softmax and sparse, the same ``J`` and gradient
     (the same operations) and no Hessian."""

@@ -715,13 +715,15 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
     binary data), else from ``hessian_sums`` below. Without ``curvature``, ``H`` is
     None: the same ``J`` and ``G``, at the same precision, from a cheaper pass.
     Without ``exact``, ``H`` may be a float32 one (see ``hessian_sums``), from the
-    plain code: the hooks' Hessians are exact.
+    plain code: the hooks' Hessians are exact, and they compute ``J`` and ``G`` alone
+    whatever ``exact`` says.
     """
     xp = backend.xp
     n, k = W.shape
     p = n + (1 if fit_intercept else 0)
     S = X.shape[0] if sample_weight is None else float(xp.sum(sample_weight))
-    own = getattr(backend, "hessian_sums", None) if exact else None
+    # (without curvature there is no Hessian to be exact or not)
+    own = getattr(backend, "hessian_sums", None) if exact or not curvature else None
     out = None if own is None else own(X, Y, W, b, sample_weight, fit_intercept, curvature)
     loss, G, H = out if out is not None else \
         hessian_sums(backend, X, Y, W, b, sample_weight, fit_intercept, curvature, exact)
