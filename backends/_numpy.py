@@ -335,9 +335,10 @@ class NumpyBackend(Backend):
 
 def _small_binary_sums(X, Y, W, b, sample_weight, fit_intercept, curvature):
     """The binary ``hessian_sums`` in float64 for data below ``FUSED_MIN_SIZE`` (and
-    for a block of larger data, without curvature), in as few NumPy calls as it takes: on breast cancer (569 x 30) the generic
-    code's calls cost about twice its arithmetic (174 against 100 us a pass), and
-    ``newton`` there is mostly such passes. The Hessian is exact whatever
+    for a block of larger data, without curvature), in as few NumPy calls as it
+    takes: on breast cancer (569 x 30) the generic code's calls cost about twice its
+    arithmetic (174 against 100 us a pass), and ``newton`` there is mostly such
+    passes. The Hessian is exact whatever
     ``hessian_sums``'s ``exact`` says: small problems factor it at every step."""
     X = np.asarray(X, dtype=np.float64)  # a copy of float32 data only
     y = np.asarray(Y[:, 0], dtype=np.float64)

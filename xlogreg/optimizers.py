@@ -131,10 +131,10 @@ def run_epoch(backend, X, Y, W, b, *, order, batch, etas, mean_w, alpha, fit_int
         stop = min(start + batch, m)
         part = slice(start, stop) if stop - start < m else slice(None)
         scale = 1.0 / ((stop - start) * mean_w)
-        loss, dW, db = at_zero(backend, first, scale, X.dtype) \
-            if first is not None and stop - start == m else fast_loss_and_gradient(
-                backend, X[part, ...], Y[part, ...], W, b, scale,
-                0.0, None if sample_weight is None else sample_weight[part])
+        loss, dW, db = _loss_and_gradient(
+            backend, X[part, ...], Y[part, ...], W, b, scale, 0.0,
+            None if sample_weight is None else sample_weight[part],
+            first if stop - start == m else None)
         total = total + loss
         eta = etas[step]
         W = max(0.0, 1.0 - eta * alpha) * W - eta * dW
@@ -219,11 +219,15 @@ def gradient_at_zero(scan, n_classes):
         S / n_classes - weights
 
 
-def at_zero(backend, first, scale, dtype):
-    """``fast_loss_and_gradient``'s ``(loss, dW, db)`` at zero weights from the sums
-    of ``gradient_at_zero``: the same values, in the same dtypes, without the pass."""
+def _loss_and_gradient(backend, X, Y, W, b, scale, alpha, sample_weight, first=None):
+    """``fast_loss_and_gradient``; at zero weights, where ``first`` (the sums of
+    ``gradient_at_zero``) is given, the same values in the same dtypes without the
+    pass (the penalty's gradient is 0 there)."""
+    if first is None:
+        return fast_loss_and_gradient(backend, X, Y, W, b, scale, alpha, sample_weight)
     loss, dW, db = first
-    return loss, backend.asarray(dW * scale, dtype=dtype), backend.asarray(db * scale, dtype=dtype)
+    return (loss, backend.asarray(dW * scale, dtype=X.dtype),
+            backend.asarray(db * scale, dtype=X.dtype))
 
 
 def _vdot(a, b, xp):
@@ -280,12 +284,9 @@ class LineSearch:
 
     def _eval(self, W, b):
         xp = self.backend.xp
-        if self.first is not None:  # the first evaluation is at zero: no penalty term
-            loss, dW, db = at_zero(self.backend, self.first, 1.0 / self.S, self.dtype)
-            self.first = None
-        else:
-            loss, dW, db = fast_loss_and_gradient(self.backend, self.X, self.Y, W, b,
-                                                  1.0 / self.S, self.alpha, self.sw)
+        loss, dW, db = _loss_and_gradient(self.backend, self.X, self.Y, W, b, 1.0 / self.S,
+                                          self.alpha, self.sw, self.first)
+        self.first = None  # (the first evaluation's only: it is at zero)
         W64 = xp.astype(W, xp.float64, copy=False)
         J = float(loss) / self.S + 0.5 * self.alpha * float(_vdot(W64, W64, xp))
         return J, xp.astype(dW, xp.float64), xp.astype(db, xp.float64)
@@ -408,9 +409,10 @@ def gradient_descent(
     ``alpha`` and ``l1`` are the strengths of the L2 and L1 parts of the penalty
     (``alpha / 2 ||W||^2 + l1 ||W||_1``). ``first`` (``gradient_at_zero``, with ``W``
     and ``b`` zero) is the first full batch's gradient, or the line search's first
-    evaluation. ``rows`` (integer indices) restricts
-    training to those rows without copying them out first (the early-stopping split). ``line_search`` (a ``LineSearch`` over the
-    same rows) replaces the schedule's fixed step for the full batch.
+    evaluation. ``rows`` (integer indices) restricts training to those rows without
+    copying them out first (the early-stopping split). ``line_search`` (a
+    ``LineSearch`` over the same rows) replaces the schedule's fixed step for the
+    full batch.
 
     Stops when, for ``n_iter_no_change`` epochs in a row, the epoch loss has not gone
     below the best by ``tol * |best|`` (or, with ``validation=(Xv, yv_index, sv)``,
@@ -599,7 +601,8 @@ class LBFGSResult:
 
 
 def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
-          max_iter=100, tol=1e-4, memory=10, verbose=False, precondition=None, first=None):
+          max_iter=100, tol=1e-4, memory=10, verbose=False, precondition=None,
+          first=None):
     """Minimize the penalized objective ``J`` with L-BFGS; returns an LBFGSResult.
 
     The parameters, the ``memory`` last steps and the two-loop recursion stay on the
@@ -625,8 +628,8 @@ def lbfgs(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True,
     def fg(theta, first=None):
         Wc = xp.astype(xp.reshape(theta[: n * k], (n, k)), dtype)
         bc = xp.astype(theta[n * k:], dtype)
-        loss, dW, db = at_zero(backend, first, 1.0 / S, dtype) if first is not None else \
-            fast_loss_and_gradient(backend, X, Y, Wc, bc, 1.0 / S, 0.0, sample_weight)
+        loss, dW, db = _loss_and_gradient(backend, X, Y, Wc, bc, 1.0 / S, 0.0,
+                                          sample_weight, first)
         w = theta[: n * k]
         g = xp.concat([xp.reshape(xp.astype(dW, xp.float64), (-1,)) + alpha * w,
                        xp.astype(db, xp.float64)]) * mask
