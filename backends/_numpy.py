@@ -186,7 +186,7 @@ class NumpyBackend(Backend):
         if X.size < FUSED_MIN_SIZE or not _compiled_ok(X, Y, sample_weight):
             return None
         kernels = numba_kernels()
-        if kernels is None:
+        if kernels is None or not kernels.gradient_suits(X, W.shape[1]):
             return None
         return kernels.gradient(X, Y, W, b, scale, alpha, sample_weight)
 
