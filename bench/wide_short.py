@@ -1,7 +1,6 @@
 """Wide, short binary data (more features than rows), side by side: xlogreg's
-``newton`` (through the rows' system, ``LowRankHessian``) and ``lbfgs`` against
-scikit-learn's ``lbfgs`` and ``newton-cg`` at 1 and 2 BLAS threads. Each fit runs at the
-loosest tol of ``TOLS`` that ends within 1e-6 (relative) of the optimum (found first,
+``newton`` and ``lbfgs`` against scikit-learn's ``lbfgs`` and ``newton-cg`` at 1 and 2
+BLAS threads. Each fit runs at the loosest tol of ``TOLS`` that ends within 1e-6 (relative) of the optimum (found first,
 untimed); 7 interleaved rounds, medians. Data as benchopt's simulated sets: Gaussian
 ``X``, labels ``sign(X beta)``. Not a pytest-benchmark module: run it as
 

@@ -320,12 +320,10 @@ def test_newton_on_dask_matches_in_memory(digits):
 def test_newton_refuses_a_hessian_that_does_not_fit(breast_cancer, rng, monkeypatch):
     """Refused before any work where the Hessian and its factor would take over half
     the free memory (here 1.45 MB, of 2 MB free); one of at most 1 MiB never is (no
-    memory query for it). Binary data with fewer rows than parameters needs only the
-    rows' ``m x m`` system (``LowRankHessian``): 100 x 300 fits in 2 MB, and where
-    even that does not fit the message says so."""
+    memory query for it)."""
     from xlogreg import backends, estimator
 
-    X = rng.normal(size=(400, 300))  # 301 parameters: 2 x 8 x 301^2 bytes, 1.45 MB
+    X = rng.normal(size=(100, 300))  # 301 parameters: 2 x 8 x 301^2 bytes, 1.45 MB
     y = (X[:, 0] > 0).astype(int)
     be = backends.get_backend("numpy")
     monkeypatch.setattr(estimator, "_host_free", lambda: 2_000_000)  # bytes, either way
@@ -338,18 +336,6 @@ def test_newton_refuses_a_hessian_that_does_not_fit(breast_cancer, rng, monkeypa
         est.fit(X, y)
     assert not hasattr(est, "coef_")
     LogisticRegression(backend="numpy", solver="lbfgs").fit(X, y)
-    # 100 rows: the scaled rows and a 100 x 100 system, 0.4 MB (3 classes: the dense
-    # 903 x 903 Hessian, refused)
-    LogisticRegression(backend="numpy", solver="newton").fit(X[:100], y[:100])
-    with pytest.raises(MemoryError, match="903 x 903 Hessian"):
-        LogisticRegression(backend="numpy", solver="newton").fit(X[:100], np.arange(100) % 3)
-    # 300 rows of 3,000 features: 8.6 MB of rows and system, of 10 MB free
-    wide = rng.normal(size=(300, 3000))
-    monkeypatch.setattr(estimator, "_host_free", lambda: 10_000_000)
-    if hasattr(be, "free_memory"):
-        monkeypatch.setattr(type(be), "free_memory", lambda self: 10_000_000)
-    with pytest.raises(MemoryError, match="the 300 rows scaled.*solver=.lbfgs."):
-        LogisticRegression(backend="numpy", solver="newton").fit(wide, wide[:, 0] > 0)
     # 31 parameters, 15 kB: fitted even where 10 kB would be free
     monkeypatch.setattr(estimator, "_host_free", lambda: 10_000)
     if hasattr(be, "free_memory"):
@@ -699,103 +685,3 @@ def test_a_gradient_pass_over_many_blocks_of_rows(rng):
         assert H is None
         np.testing.assert_allclose(J, loss, rtol=1e-12)
         np.testing.assert_allclose(G[0], G_ref, rtol=1e-10, atol=1e-10 * np.abs(G_ref).max())
-
-
-def _dense_binary_hessian(X, y, w, b, sw, alpha, fit_intercept):
-    """The penalized binary Hessian and gradient of ``J`` from their definitions, in
-    float64: ``X~^T diag(s P (1 - P)) X~ / S`` plus ``alpha`` on the weights."""
-    from scipy.special import expit
-
-    Xt = np.c_[X, np.ones(len(X))] if fit_intercept else X
-    s = np.ones(len(X)) if sw is None else sw
-    P = expit(X @ w + b)
-    H = Xt.T @ (Xt * (s * P * (1 - P))[:, None]) / s.sum()
-    ridge = np.r_[np.full(X.shape[1], alpha), np.zeros(Xt.shape[1] - X.shape[1])]
-    g = Xt.T @ (s * (P - y)) / s.sum() + ridge * np.r_[w, np.zeros(Xt.shape[1] - len(w))]
-    return H + np.diag(ridge), g
-
-
-@pytest.mark.parametrize("fit_intercept", [True, False])
-@pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("backend_name", ["numpy", "array_api_strict"])
-def test_a_low_rank_hessian_solves_as_the_dense_one(rng, fit_intercept, weighted,
-                                                    backend_name):
-    """Binary data with fewer rows than parameters: ``hessian_pass`` returns a
-    ``LowRankHessian``, whose factor solves ``H x = g`` as the dense float64 Hessian
-    built from its definition does (to 1e-10), at a point where the probabilities
-    range from 1e-6 to 1 - 1e-6; not for more rows, softmax or no penalty."""
-    from xlogreg import backends
-    from xlogreg.models import encode_targets
-    from xlogreg.optimizers import LowRankHessian, cho_factor, cho_solve
-
-    be = backends.get_backend(backend_name)
-    xp = be.xp
-    m, n, alpha = 40, 90, 0.03
-    X = rng.normal(size=(m, n))
-    y = (rng.random(m) < 0.5).astype(float)
-    w, b = rng.normal(size=n) * 0.6, 0.7
-    sw = rng.uniform(0.2, 3.0, m) if weighted else None
-    H_ref, g_ref = _dense_binary_hessian(X, y, w, b, sw, alpha, fit_intercept)
-    J, g, H = hessian_pass(be, xp.asarray(X), xp.asarray(encode_targets(y.astype(int), 2,
-                                                                        np.float64)),
-                           xp.asarray(w[:, None]), xp.asarray([b]), alpha=alpha,
-                           sample_weight=None if sw is None else xp.asarray(sw),
-                           fit_intercept=fit_intercept)
-    assert isinstance(H, LowRankHessian)
-    np.testing.assert_allclose(np.from_dlpack(g), g_ref, rtol=1e-12, atol=1e-14)
-    rhs = rng.normal(size=g_ref.shape[0])
-    x = np.from_dlpack(cho_solve(be, cho_factor(be, H), xp.asarray(rhs)))
-    expected = np.linalg.solve(H_ref, rhs)
-    np.testing.assert_allclose(x, expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
-    # the dense form elsewhere
-    for rows, k, a in ((200, 1, alpha), (40, 3, alpha), (40, 1, 0.0)):
-        Xo = xp.asarray(rng.normal(size=(rows, n)))
-        Yo = xp.asarray(encode_targets(np.arange(rows) % max(k, 2), max(k, 2), np.float64))
-        H = hessian_pass(be, Xo, Yo, xp.zeros((n, k), dtype=xp.float64),
-                         xp.zeros((k,), dtype=xp.float64), alpha=a)[2]
-        assert not isinstance(H, LowRankHessian)
-
-
-@pytest.mark.parametrize("fit_intercept", [True, False])
-@pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("C", [0.01, 1.0, 100.0])
-@pytest.mark.parametrize("plain", [False, True])
-def test_newton_on_wide_short_data_reaches_sklearn_optimum(rng, fit_intercept, weighted, C,
-                                                           plain, monkeypatch):
-    """200 x 500 (benchopt's wide set): Newton through the rows' 200 x 200 system, with
-    conjugate gradients between Hessians and without (``plain``), to scikit-learn's
-    optimum within 1e-8 relative, float64 and float32."""
-    from xlogreg import optimizers
-
-    if plain:
-        monkeypatch.setattr(optimizers, "products_per_hessian", lambda *args: 0)
-    X = rng.normal(size=(200, 500))
-    y = (X @ rng.normal(size=500) + 0.5 > 0).astype(int)
-    sw = rng.uniform(0.2, 3.0, len(y)) if weighted else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ref = SkLogisticRegression(solver="lbfgs", C=C, tol=1e-14, max_iter=100000,
-                                   fit_intercept=fit_intercept).fit(X, y, sample_weight=sw)
-    J_ref = objective(X, y, ref.coef_, ref.intercept_, C, sw)
-    for dtype in (np.float64, np.float32):
-        ours = LogisticRegression(backend="numpy", solver="newton", C=C, tol=1e-10,
-                                  fit_intercept=fit_intercept).fit(X.astype(dtype), y,
-                                                                   sample_weight=sw)
-        J = objective(X, y, ours.coef_, ours.intercept_, C, sw)
-        assert (J - J_ref) / J_ref < (1e-8 if dtype == np.float64 else 1e-6)
-        assert ours.n_iter_ < 30
-
-
-def test_newton_on_many_more_features_than_rows(rng):
-    """60 rows of 100,000 features: a dense Hessian of 160 GB, refused before; through
-    the rows' 60 x 60 system Newton fits in a few iterations, to the optimum ``lbfgs``
-    finds (the same objective within 1e-9 relative)."""
-    X = rng.normal(size=(60, 100_000))
-    y = np.arange(60) % 2
-    newton = LogisticRegression(backend="numpy", solver="newton", tol=1e-10).fit(X, y)
-    lbfgs = LogisticRegression(backend="numpy", solver="lbfgs", tol=1e-10,
-                               max_epochs=1000).fit(X, y)
-    J = objective(X, y, newton.coef_, newton.intercept_, 1.0)
-    J_lbfgs = objective(X, y, lbfgs.coef_, lbfgs.intercept_, 1.0)
-    assert abs(J - J_lbfgs) / J_lbfgs < 1e-9
-    assert newton.n_iter_ < 20

@@ -21,7 +21,7 @@ from . import backends
 from ._data import data_for
 from ._problem import Problem, validation_split
 from .optimizers import (SCHEDULES, Diverged, LearningRate, LineSearch, gradient_at_zero,
-                         gradient_descent, lbfgs, low_rank, newton)
+                         gradient_descent, lbfgs, newton)
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike  # NumPy, CuPy, Dask and array-API arrays too
@@ -87,10 +87,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         per iteration, accumulated in float64, solved by Cholesky on the device),
         with ``lbfgs``'s stopping rule and restrictions: few iterations whatever the
         scaling of the features, at ``O(n_samples (n_features n_classes)^2)`` per
-        iteration and ``(n_features n_classes)^2`` floats of memory (binary data
-        with fewer samples than features: ``O(n_samples^2 n_features)`` and
-        ``n_samples (n_samples + n_features)``, through the samples' own system;
-        refused with a ``MemoryError`` naming ``lbfgs`` where that would not fit). Where a
+        iteration and ``(n_features n_classes)^2`` floats of memory (refused with
+        a ``MemoryError`` naming ``lbfgs`` where that would not fit). Where a
         Hessian costs many gradients (softmax, a hundred parameters and more), the
         steps between two Hessians solve the Newton system by conjugate gradients on
         Hessian-vector products, preconditioned by the last Hessian's factor, and
@@ -463,7 +461,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                               fit_intercept=self.fit_intercept, max_iter=max_epochs,
                               tol=0.0 if tol is None else tol, verbose=self.verbose)
                 if self.solver == "newton":
-                    _check_hessian_fits(backend, X, self.fit_intercept, k, alpha)
+                    _check_hessian_fits(backend, X.shape[1] + self.fit_intercept, k)
                     result = newton(backend, X, Y, W, b, **common)
                 else:
                     metric = LineSearch(backend, X, Y, sample_weight, alpha,
@@ -661,26 +659,19 @@ class HessianTooLarge(MemoryError, ValueError):
     data), so that either ``except`` catches it."""
 
 
-def _check_hessian_fits(backend, X, fit_intercept, k, alpha):
+def _check_hessian_fits(backend, p, k):
     """``solver="newton"`` holds a ``(k p, k p)`` float64 Hessian and its Cholesky
-    factor (binary data with fewer rows ``m`` than parameters: the rows scaled, ``m
-    p``, and an ``m x m`` system and its factor): refuse, before any work, where they
-    would take over half the memory."""
-    m, p = X.shape[0], X.shape[1] + fit_intercept
-    if low_rank(backend, X, k, alpha):
-        need = 8 * (m * p + 2 * m * m)
-        what = f"the {m} rows scaled and their {m} x {m} system and factor"
-    else:
-        need = 2 * 8 * (k * p) ** 2
-        what = f"its {k * p} x {k * p} Hessian and Cholesky factor"
+    factor: refuse, before any work, where they would take over half the memory."""
+    need = 2 * 8 * (k * p) ** 2
     if need <= 1 << 20:  # fits wherever Python runs: no query (/proc/meminfo: 25-90 us)
         return
     free = backend.free_memory() if hasattr(backend, "free_memory") else _host_free()
     if free is not None and need > free / 2:
         raise HessianTooLarge(
-            f"solver='newton' needs {what} ({need / 2**30:.3g} GiB) for {p} parameters "
-            f"x {k} classes, more than half the free memory ({free / 2**30:.3g} GiB); "
-            "use solver='lbfgs', which needs a few gradients' worth")
+            f"solver='newton' needs its {k * p} x {k * p} Hessian and Cholesky factor "
+            f"({need / 2**30:.3g} GiB) for {p} parameters x {k} classes, more than half "
+            f"the free memory ({free / 2**30:.3g} GiB); use solver='lbfgs', which needs "
+            "a few gradients' worth")
 
 
 def _host_free():

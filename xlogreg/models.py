@@ -64,7 +64,11 @@ def loss_and_gradient(X, Y, W, b, scale, alpha, sample_weight=None, xp=None):
     dW = (X.T @ dZ) * scale
     if alpha:
         dW = dW + alpha * W
-    return xp.sum(loss), dW, xp.sum(dZ, axis=0) * scale
+    if W.shape[1] == 1:
+        db = xp.sum(dZ, axis=0)
+    else:  # a few columns' sums as a product: NumPy's axis-0 sum of them pays per row
+        db = xp.ones((dZ.shape[0],), dtype=dZ.dtype) @ dZ  # (1797 x 10: 44 against 5 us)
+    return xp.sum(loss), dW, db * scale
 
 
 def fast_loss_and_gradient(backend, X, Y, W, b, scale, alpha, sample_weight=None):

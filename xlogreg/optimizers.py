@@ -721,8 +721,7 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
     one pass over ``X``; returns ``(J, G, H)`` in float64 on the device, with the
     parameters ordered class by class, each class's weights then (with
     ``fit_intercept``) its intercept: ``G`` has ``k * p`` entries and ``H`` is
-    ``(k p, k p)``, ``p = n + fit_intercept``, or, for binary data with fewer rows than
-    parameters (``low_rank``), a ``LowRankHessian``. The sums over the rows come from the
+    ``(k p, k p)``, ``p = n + fit_intercept``. The sums over the rows come from the
     backend's ``hessian_sums`` where it has one for these arrays (Dask: one task per
     worker; NumPy: a compiled pass over narrow binary data, a lean one over small
     binary data), else from ``hessian_sums`` below. Without ``curvature``, ``H`` is
@@ -735,11 +734,6 @@ def hessian_pass(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercep
     n, k = W.shape
     p = n + (1 if fit_intercept else 0)
     S = X.shape[0] if sample_weight is None else float(xp.sum(sample_weight))
-    if curvature and low_rank(backend, X, k, alpha):
-        J, G, _ = hessian_pass(backend, X, Y, W, b, alpha=alpha, sample_weight=sample_weight,
-                               fit_intercept=fit_intercept, curvature=False)
-        return J, G, LowRankHessian.at(backend, X, W, b, alpha, sample_weight, S,
-                                       fit_intercept)
     # (without curvature there is no Hessian to be exact or not)
     own = getattr(backend, "hessian_sums", None) if exact or not curvature else None
     out = None if own is None else own(X, Y, W, b, sample_weight, fit_intercept, curvature)
@@ -937,7 +931,7 @@ def newton(backend, X, Y, W, b, *, alpha, sample_weight=None, fit_intercept=True
     p = n + (1 if fit_intercept else 0)
     dtype = X.dtype
     if max_products is None:
-        max_products = products_per_hessian(backend, X, k, p, alpha)
+        max_products = products_per_hessian(backend, X, k, p)
 
     def unpack(theta):
         T = xp.reshape(theta, (k, p))
@@ -1086,14 +1080,14 @@ def _shared_hessian(backend, X, Y, b, *, alpha, sample_weight=None, fit_intercep
     return _add_ridge(H, alpha, n, p, k, xp)
 
 
-def products_per_hessian(backend, X, k, p, alpha=0.0):
+def products_per_hessian(backend, X, k, p):
     """How many Hessian-vector products ``newton`` may spend on a step before the
     next Hessian: a quarter of a Hessian's cost in products; 0 (a Hessian every step)
     below 2, and where the backend takes no such products (``hessian_products =
     False``: Dask, whose passes over ``X`` go through its own hooks).
 
     A Hessian pass costs about ``m (k p)^2`` multiply-adds and its factorization
-    ``(k p)^3 / 3`` (a ``LowRankHessian``, ``m^2 p`` and ``m^3 / 3``); a product, ``4 m n k`` and the calls around it. Measured on two
+    ``(k p)^3 / 3``; a product, ``4 m n k`` and the calls around it. Measured on two
     cores, a product costs about ``16 m n k`` of the Hessian's multiply-adds: 0.6
     against 26 ms on digits (1797 x 64, 10 classes), 80 against 170 us on breast
     cancer (569 x 30). A step with that many products costs a quarter of a Hessian."""
@@ -1101,10 +1095,7 @@ def products_per_hessian(backend, X, k, p, alpha=0.0):
         return 0
     m, n = X.shape
     N = k * p
-    # a LowRankHessian: R R^T (m^2 p) and its m x m factor
-    cost = m * m * N + m ** 3 / 3 if low_rank(backend, X, k, alpha) else \
-        m * N * N + N ** 3 / 3
-    ratio = cost / (16 * m * max(1, n) * k)
+    ratio = (m * N * N + N ** 3 / 3) / (16 * m * max(1, n) * k)
     budget = int(ratio // 4)
     return budget if budget >= 2 else 0
 
@@ -1189,8 +1180,6 @@ def cho_factor(backend, H):
     leave ``H`` singular along one direction, which the gradient never has a
     component in), a ridge growing from ``1e-12`` of ``H``'s scale makes it
     definite. None where even that fails (``H`` not finite)."""
-    if isinstance(H, LowRankHessian):
-        return H.factor(backend)
     xp = backend.xp
     ridge = 0.0
     eye = None
@@ -1228,85 +1217,9 @@ def cho_solve(backend, L, g):
     """``A^-1 g`` from ``A``'s lower Cholesky factor ``L``: the backend's own
     triangular solves (``backend.cho_solve``: LAPACK's) where it has them, else two
     of the array API's general solves."""
-    if isinstance(L, _LowRankFactor):
-        return L.solve(g)
     own = getattr(backend, "cho_solve", None)
     if own is not None:
         return own(L, g)
     xp = backend.xp
     y = xp.linalg.solve(L, g[:, None])
     return xp.linalg.solve(L.T, y)[:, 0]
-
-
-def low_rank(backend, X, k, alpha):
-    """Whether ``newton``'s Hessian is a ``LowRankHessian``: binary, dense, penalized,
-    with fewer rows than parameters, where ``R R^T`` (``m x m``) is cheaper than
-    ``R^T R`` (``p x p``) and takes less memory. (Not on backends that run their own
-    passes, Dask's.)"""
-    return (k == 1 and alpha > 0 and X.shape[0] < X.shape[1]
-            and not backends.is_sparse(X) and getattr(backend, "hessian_products", True))
-
-
-class LowRankHessian:
-    """The binary Hessian of ``J`` where ``X`` has fewer rows ``m`` than parameters
-    ``p``, kept as ``Lambda + A^T A``: ``A = [R, r]``, ``r = sqrt(s d / S)`` with
-    ``d = P (1 - P)`` row by row, ``R = r X``, and ``Lambda`` ``alpha`` on the weights
-    and 0 on the intercept. Its factor solves through the ``m x m`` system ``alpha I +
-    R R^T`` (the Woodbury identity), the intercept through its Schur complement:
-    ``O(m^2 p)`` a Hessian and ``m^2 + m p`` floats, where the ``p x p`` matrix costs
-    ``O(m p^2 + p^3)`` and ``p^2`` floats (200 x 500: 10 against 50 million
-    multiply-adds and a factor of 200 rows against 500)."""
-
-    def __init__(self, R, r, alpha):
-        self.R, self.r, self.alpha = R, r, alpha
-
-    @classmethod
-    def at(cls, backend, X, W, b, alpha, sample_weight, S, fit_intercept):
-        xp = backend.xp
-        X64 = xp.astype(X, xp.float64, copy=False)
-        z = X64 @ xp.astype(W[:, 0], xp.float64) + float(b[0])
-        e = xp.exp(-xp.abs(z))
-        d = e / ((1.0 + e) * (1.0 + e))  # P (1 - P), without cancellation
-        if sample_weight is not None:
-            d = d * xp.astype(sample_weight, xp.float64)
-        r = xp.sqrt(d / S)
-        return cls(X64 * r[:, None], r if fit_intercept else None, alpha)
-
-    def factor(self, backend):
-        """The solver of ``H x = g``; None where ``H`` is not positive definite in
-        float64 (not finite, or no curvature along the intercept)."""
-        xp = backend.xp
-        R = self.R
-        K = R @ R.T + self.alpha * xp.eye(R.shape[0], dtype=R.dtype)
-        L = _cholesky(backend, K)
-        if L is None:
-            return None
-        out = _LowRankFactor(backend, R, self.alpha, L)
-        if self.r is not None:
-            r = self.r
-            out.u = R.T @ r
-            out.Mu = out.weights(out.u)
-            # r^T r - u^T M^-1 u, as alpha r^T K^-1 r (no cancellation)
-            out.schur = self.alpha * float(_vdot(r, cho_solve(backend, L, r), xp))
-            if not out.schur > 0:
-                return None
-        return out
-
-
-class _LowRankFactor:
-    def __init__(self, backend, R, alpha, L):
-        self.backend, self.R, self.alpha, self.L = backend, R, alpha, L
-        self.u = None
-
-    def weights(self, v):
-        """``M^-1 v`` with ``M = alpha I + R^T R``: ``(v - R^T K^-1 R v) / alpha``."""
-        return (v - self.R.T @ cho_solve(self.backend, self.L, self.R @ v)) / self.alpha
-
-    def solve(self, g):
-        if self.u is None:
-            return self.weights(g)
-        xp = self.backend.xp
-        n = self.R.shape[1]
-        t = self.weights(g[:n])
-        y = (g[n:] - _vdot(self.u, t, xp)) / self.schur
-        return xp.concat([t - self.Mu * y, y])
